@@ -1,0 +1,141 @@
+//! `tumbler`: the one binary. `tumbler server` initialises a data directory
+//! on first start (store, root key, TLS, bootstrap administrator) and serves
+//! every API on one port.
+
+mod init;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tumbler",
+    version,
+    about = "A self-hosted secrets manager that speaks the AWS APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Secrets Manager and STS APIs.
+    Server(ServerArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Where the store, root key, TLS material and credentials live.
+    #[arg(long, env = "TUMBLER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8443", env = "TUMBLER_LISTEN")]
+    listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS (local tests and benchmarks).
+    #[arg(long)]
+    http: bool,
+    /// Region of the bootstrap administrator's account, used in examples.
+    #[arg(long, default_value = "us-east-1", env = "TUMBLER_REGION")]
+    region: String,
+    /// Account of the bootstrap administrator.
+    #[arg(long, default_value = "000000000000", env = "TUMBLER_ACCOUNT_ID")]
+    account_id: String,
+    /// Fix the bootstrap administrator's access key id (for automation).
+    #[arg(
+        long,
+        env = "TUMBLER_BOOTSTRAP_ACCESS_KEY_ID",
+        requires = "bootstrap_secret_access_key"
+    )]
+    bootstrap_access_key_id: Option<String>,
+    /// Fix the bootstrap administrator's secret access key.
+    #[arg(
+        long,
+        env = "TUMBLER_BOOTSTRAP_SECRET_ACCESS_KEY",
+        requires = "bootstrap_access_key_id",
+        hide_env_values = true
+    )]
+    bootstrap_secret_access_key: Option<String>,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Server(args) => server(args),
+    }
+}
+
+fn server(args: ServerArgs) -> Result<()> {
+    let setup = init::prepare(&init::Options {
+        data_dir: args.data_dir.clone(),
+        account_id: args.account_id.clone(),
+        tls: !args.http,
+        listen: args.listen,
+        bootstrap: args
+            .bootstrap_access_key_id
+            .clone()
+            .zip(args.bootstrap_secret_access_key.clone()),
+        tls_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let scheme = if setup.tls.is_some() { "https" } else { "http" };
+        if let Some(creds) = &setup.new_credentials {
+            println!(
+                "{}",
+                init::first_start_message(
+                    &args.data_dir,
+                    creds,
+                    scheme,
+                    addr,
+                    &args.region,
+                    setup.tls.is_some()
+                )
+            );
+        }
+        println!("tumbler: listening on {scheme}://{addr}");
+        tracing::info!(%addr, scheme, data_dir = %args.data_dir.display(), "serving");
+        let state = Arc::new(tumbler_server::AppState {
+            identity: setup.identity,
+            secrets: setup.secrets,
+        });
+        tumbler_server::serve(listener, setup.tls, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

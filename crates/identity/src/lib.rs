@@ -1,0 +1,263 @@
+//! Principals and their credentials. Implements the credential lookup that
+//! SigV4 verification needs: access key id -> principal + signing key.
+//!
+//! The secret half of an access key is sealed under a root-derived key in the
+//! store (SigV4 needs the secret itself to recompute the HMAC, so it cannot
+//! be hashed), and lives unsealed only in this process's cache.
+//! IAM users, roles, STS sessions and policies come with the identity issue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tumbler_crypto::{Kek, Purpose, RootKey};
+use tumbler_sigv4::SigningKey;
+use tumbler_store::{AccessKeyRow, PrincipalRow, Store, StoreError, Write};
+use tumbler_types::{Sensitive, SensitiveString};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cryptographic failure: {0}")]
+    Crypto(#[from] tumbler_crypto::CryptoError),
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub arn: String,
+    pub account: String,
+    /// AWS's UserId (`AIDA...` for users).
+    pub user_id: String,
+    pub name: String,
+    pub kind: String,
+}
+
+struct Credential {
+    principal: Arc<Principal>,
+    secret: Sensitive,
+    active: bool,
+}
+
+type ScopeKey = (String, String, String, String);
+
+/// A verified access key's principal and its signing key for one scope.
+pub type SigningCredential = (Arc<Principal>, Arc<SigningKey>);
+
+pub struct Identity {
+    store: Arc<dyn Store>,
+    kek: Kek,
+    credentials: RwLock<HashMap<String, Arc<Credential>>>,
+    /// Derived signing keys by (access key, date, region, service): deriving
+    /// costs four HMACs, verifying with a cached key one.
+    signing_keys: RwLock<HashMap<ScopeKey, Arc<SigningKey>>>,
+}
+
+const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
+
+/// `AKIA` + 16 characters of AWS's access key alphabet.
+pub fn new_access_key_id() -> Result<String, IdentityError> {
+    Ok(format!(
+        "AKIA{}",
+        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
+    ))
+}
+
+/// 40 characters, like AWS's secret access keys.
+pub fn new_secret_access_key() -> Result<SensitiveString, IdentityError> {
+    Ok(SensitiveString::new(random_from(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        40,
+    )?))
+}
+
+fn random_from(alphabet: &[u8], n: usize) -> Result<String, IdentityError> {
+    // 64 divides 256 and 32 divides 256, so `byte % len` is unbiased here.
+    debug_assert!(256 % alphabet.len() == 0);
+    let bytes = tumbler_crypto::random_bytes(n)?;
+    Ok(bytes
+        .iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect())
+}
+
+/// True for strings shaped like an access key id we could have issued.
+pub fn is_access_key_id(s: &str) -> bool {
+    (16..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Identity {
+    pub fn new(store: Arc<dyn Store>, root: &RootKey) -> Self {
+        Self {
+            store,
+            kek: root.derive(Purpose::AccessKeySecret),
+            credentials: RwLock::new(HashMap::new()),
+            signing_keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Make sure the bootstrap administrator exists with this access key.
+    /// Returns true if it was created now.
+    pub fn ensure_bootstrap(
+        &self,
+        account: &str,
+        access_key_id: &str,
+        secret: &SensitiveString,
+    ) -> Result<bool, IdentityError> {
+        if let Some(existing) = self.credential(access_key_id)? {
+            if existing.secret.expose() != secret.expose().as_bytes() {
+                return Err(IdentityError::Conflict(format!(
+                    "access key {access_key_id} already exists with a different secret"
+                )));
+            }
+            return Ok(false);
+        }
+        let arn = format!("arn:aws:iam::{account}:user/admin");
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut writes = Vec::new();
+        if self.store.principal(&arn)?.is_none() {
+            writes.push(Write::CreatePrincipal(PrincipalRow {
+                arn: arn.clone(),
+                account: account.to_owned(),
+                kind: "user".into(),
+                name: "admin".into(),
+                unique_id: format!(
+                    "AIDA{}",
+                    random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
+                ),
+                created_ms: now,
+                meta: r#"{"Path":"/","Bootstrap":true}"#.into(),
+            }));
+        }
+        writes.push(Write::CreateAccessKey(AccessKeyRow {
+            access_key_id: access_key_id.to_owned(),
+            principal_arn: arn,
+            status: "Active".into(),
+            sealed_secret: self
+                .kek
+                .seal(secret.expose().as_bytes(), access_key_id.as_bytes())?,
+            created_ms: now,
+        }));
+        self.store.apply(writes)?;
+        Ok(true)
+    }
+
+    fn credential(&self, access_key_id: &str) -> Result<Option<Arc<Credential>>, IdentityError> {
+        if let Some(c) = self
+            .credentials
+            .read()
+            .ok()
+            .and_then(|m| m.get(access_key_id).cloned())
+        {
+            return Ok(Some(c));
+        }
+        let Some(row) = self.store.access_key(access_key_id)? else {
+            return Ok(None);
+        };
+        let Some(p) = self.store.principal(&row.principal_arn)? else {
+            return Ok(None);
+        };
+        let secret = self
+            .kek
+            .open(&row.sealed_secret, access_key_id.as_bytes())?;
+        let cred = Arc::new(Credential {
+            principal: Arc::new(Principal {
+                arn: p.arn,
+                account: p.account,
+                user_id: p.unique_id,
+                name: p.name,
+                kind: p.kind,
+            }),
+            secret,
+            active: row.status == "Active",
+        });
+        if let Ok(mut m) = self.credentials.write() {
+            m.insert(access_key_id.to_owned(), cred.clone());
+        }
+        Ok(Some(cred))
+    }
+
+    /// The principal behind an active access key and the signing key for one
+    /// credential scope; None if the key is unknown or inactive.
+    pub fn signing_key(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+    ) -> Result<Option<SigningCredential>, IdentityError> {
+        let Some(cred) = self.credential(access_key_id)? else {
+            return Ok(None);
+        };
+        if !cred.active {
+            return Ok(None);
+        }
+        let scope = (
+            access_key_id.to_owned(),
+            date.to_owned(),
+            region.to_owned(),
+            service.to_owned(),
+        );
+        if let Some(k) = self
+            .signing_keys
+            .read()
+            .ok()
+            .and_then(|m| m.get(&scope).cloned())
+        {
+            return Ok(Some((cred.principal.clone(), k)));
+        }
+        let key = Arc::new(SigningKey::derive(
+            cred.secret.expose(),
+            date,
+            region,
+            service,
+        ));
+        if let Ok(mut m) = self.signing_keys.write() {
+            if m.len() >= MAX_CACHED_SIGNING_KEYS {
+                m.clear();
+            }
+            m.insert(scope, key.clone());
+        }
+        Ok(Some((cred.principal.clone(), key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_and_lookup() {
+        let dir = std::env::temp_dir().join(format!("tumbler-identity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
+        let id = Identity::new(store.clone(), &RootKey::from_bytes(&[3; 32]).unwrap());
+        let akid = new_access_key_id().unwrap();
+        let secret = new_secret_access_key().unwrap();
+        assert!(id.ensure_bootstrap("000000000000", &akid, &secret).unwrap());
+        assert!(!id.ensure_bootstrap("000000000000", &akid, &secret).unwrap());
+        let other = new_secret_access_key().unwrap();
+        assert!(id.ensure_bootstrap("000000000000", &akid, &other).is_err());
+        let (p, _) = id
+            .signing_key(&akid, "20261123", "us-east-1", "secretsmanager")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.arn, "arn:aws:iam::000000000000:user/admin");
+        assert!(
+            id.signing_key("AKIANOPE", "20261123", "us-east-1", "x")
+                .unwrap()
+                .is_none()
+        );
+        // The secret is not stored in plaintext.
+        let row = store.access_key(&akid).unwrap().unwrap();
+        assert!(
+            !row.sealed_secret
+                .windows(40)
+                .any(|w| w == secret.expose().as_bytes())
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,330 @@
+//! Tumbler's key service: KMS keys whose material is sealed by the root key,
+//! and data-key wrapping bound to an encryption context.
+//!
+//! Today it holds the AWS-managed default key `alias/aws/secretsmanager`,
+//! created per account and region on first use; the KMS API (customer keys,
+//! aliases, policies, rotation) builds on the same store tables.
+//!
+//! Ciphertext blob (what AWS calls CiphertextBlob), version 1:
+//! `0x01 | key id (36 ASCII bytes, a UUID) | material version (u32 BE) | nonce | sealed key | tag`.
+//! It names its key and key material, so rotated keys still open old data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tumbler_crypto::{Kek, Purpose, RootKey};
+use tumbler_store::{KmsKeyRow, Store, StoreError, Write};
+use tumbler_types::Sensitive;
+
+pub const SECRETS_MANAGER_ALIAS: &str = "alias/aws/secretsmanager";
+const BLOB_VERSION: u8 = 1;
+const KEY_ID_LEN: usize = 36;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Disabled(String),
+    #[error("the ciphertext refers to a key or context that does not match")]
+    InvalidCiphertext,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cryptographic failure: {0}")]
+    Crypto(#[from] tumbler_crypto::CryptoError),
+}
+
+/// A resolved key: its id and ARN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRef {
+    pub key_id: String,
+    pub arn: String,
+    /// True for AWS-managed keys (the default `aws/secretsmanager` key).
+    pub aws_managed: bool,
+}
+
+/// Encryption context: sorted key/value pairs, authenticated with the data key.
+pub type EncryptionContext<'a> = &'a [(&'a str, &'a str)];
+
+fn context_aad(key_id: &str, version: u32, ctx: EncryptionContext<'_>) -> Vec<u8> {
+    let mut pairs: Vec<_> = ctx.to_vec();
+    pairs.sort();
+    let mut aad = Vec::new();
+    aad.extend_from_slice(key_id.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    for (k, v) in pairs {
+        // Length-prefixed, so no two contexts serialise alike.
+        for part in [k, v] {
+            aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            aad.extend_from_slice(part.as_bytes());
+        }
+    }
+    aad
+}
+
+pub struct Kms {
+    store: Arc<dyn Store>,
+    material_kek: Kek,
+    /// Unsealed key material by (key id, version): unsealing costs an AEAD
+    /// open and a key schedule, and it sits on every GetSecretValue.
+    material: RwLock<HashMap<(String, u32), Arc<Kek>>>,
+}
+
+impl Kms {
+    pub fn new(store: Arc<dyn Store>, root: &RootKey) -> Self {
+        Self {
+            store,
+            material_kek: root.derive(Purpose::KmsKeyMaterial),
+            material: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The default `aws/secretsmanager` key of an account and region,
+    /// created on first use.
+    pub fn default_secrets_key(&self, account: &str, region: &str) -> Result<KeyRef, KmsError> {
+        if let Some(k) = self.by_alias(account, region, SECRETS_MANAGER_ALIAS)? {
+            return Ok(k);
+        }
+        let key_id = uuid::Uuid::new_v4().to_string();
+        let arn = format!("arn:aws:kms:{region}:{account}:key/{key_id}");
+        let material = tumbler_crypto::generate_key()?;
+        let wrapped = self
+            .material_kek
+            .seal(material.expose(), &material_aad(&key_id, 1))?;
+        let row = KmsKeyRow {
+            key_id: key_id.clone(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            arn,
+            key_manager: "AWS".into(),
+            state: "Enabled".into(),
+            created_ms: jiff::Timestamp::now().as_millisecond(),
+            current_material: 1,
+            meta: r#"{"Description":"Default key that protects my Secrets Manager data when no other key is defined"}"#
+                .into(),
+        };
+        match self.store.apply(vec![Write::CreateKmsKey {
+            key: row,
+            wrapped_material: wrapped,
+            aliases: vec![SECRETS_MANAGER_ALIAS.into()],
+        }]) {
+            Ok(_) => {}
+            // Another request created it first; use theirs.
+            Err(StoreError::Duplicate(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.by_alias(account, region, SECRETS_MANAGER_ALIAS)?
+            .ok_or_else(|| KmsError::NotFound("the default key vanished after creation".into()))
+    }
+
+    fn by_alias(
+        &self,
+        account: &str,
+        region: &str,
+        alias: &str,
+    ) -> Result<Option<KeyRef>, KmsError> {
+        let Some(id) = self.store.kms_alias(account, region, alias)? else {
+            return Ok(None);
+        };
+        Ok(self.store.kms_key(&id)?.map(key_ref))
+    }
+
+    /// Resolve a key id, key ARN, alias name or alias ARN in the caller's
+    /// account and region, as KMS does.
+    pub fn resolve(
+        &self,
+        account: &str,
+        region: &str,
+        reference: &str,
+    ) -> Result<KeyRef, KmsError> {
+        let not_found = || KmsError::NotFound(format!("Key '{reference}' does not exist"));
+        if reference == SECRETS_MANAGER_ALIAS {
+            return self.default_secrets_key(account, region);
+        }
+        if let Some(alias) = reference.strip_prefix("alias/") {
+            let _ = alias;
+            return self
+                .by_alias(account, region, reference)?
+                .ok_or_else(not_found);
+        }
+        if let Some(arn) = tumbler_types::Arn::parse(reference) {
+            if arn.service != "kms" || arn.account != account || arn.region != region {
+                return Err(not_found());
+            }
+            if arn.resource == SECRETS_MANAGER_ALIAS {
+                return self.default_secrets_key(account, region);
+            }
+            if arn.resource.starts_with("alias/") {
+                return self
+                    .by_alias(account, region, arn.resource)?
+                    .ok_or_else(not_found);
+            }
+            let id = arn.resource.strip_prefix("key/").ok_or_else(not_found)?;
+            return self.by_id(account, region, id)?.ok_or_else(not_found);
+        }
+        self.by_id(account, region, reference)?
+            .ok_or_else(not_found)
+    }
+
+    fn by_id(&self, account: &str, region: &str, id: &str) -> Result<Option<KeyRef>, KmsError> {
+        Ok(self
+            .store
+            .kms_key(id)?
+            .filter(|k| k.account == account && k.region == region)
+            .map(key_ref))
+    }
+
+    fn material(&self, key_id: &str, version: u32) -> Result<Arc<Kek>, KmsError> {
+        if let Some(k) = self
+            .material
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(key_id.to_owned(), version)).cloned())
+        {
+            return Ok(k);
+        }
+        let wrapped = self
+            .store
+            .kms_material(key_id, version as i64)?
+            .ok_or(KmsError::InvalidCiphertext)?;
+        let plain = self
+            .material_kek
+            .open(&wrapped, &material_aad(key_id, version))?;
+        let kek = Arc::new(Kek::new(plain.expose())?);
+        if let Ok(mut m) = self.material.write() {
+            m.insert((key_id.to_owned(), version), kek.clone());
+        }
+        Ok(kek)
+    }
+
+    fn usable(&self, key_id: &str) -> Result<KmsKeyRow, KmsError> {
+        let row = self
+            .store
+            .kms_key(key_id)?
+            .ok_or_else(|| KmsError::NotFound(format!("Key '{key_id}' does not exist")))?;
+        if row.state != "Enabled" {
+            return Err(KmsError::Disabled(format!(
+                "{} is {}",
+                row.arn,
+                row.state.to_lowercase()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Wrap a data key under `key` for `context`; returns the ciphertext blob.
+    pub fn wrap(
+        &self,
+        key: &KeyRef,
+        data_key: &Sensitive,
+        context: EncryptionContext<'_>,
+    ) -> Result<Vec<u8>, KmsError> {
+        let row = self.usable(&key.key_id)?;
+        let version = row.current_material as u32;
+        let kek = self.material(&row.key_id, version)?;
+        let sealed = kek.seal(
+            data_key.expose(),
+            &context_aad(&row.key_id, version, context),
+        )?;
+        let mut blob = Vec::with_capacity(1 + KEY_ID_LEN + 4 + sealed.len());
+        blob.push(BLOB_VERSION);
+        blob.extend_from_slice(row.key_id.as_bytes());
+        blob.extend_from_slice(&version.to_be_bytes());
+        blob.extend_from_slice(&sealed);
+        Ok(blob)
+    }
+
+    /// Unwrap a ciphertext blob; the key is named by the blob itself.
+    pub fn unwrap(
+        &self,
+        blob: &[u8],
+        context: EncryptionContext<'_>,
+    ) -> Result<Sensitive, KmsError> {
+        let (key_id, version, sealed) = parse_blob(blob).ok_or(KmsError::InvalidCiphertext)?;
+        self.usable(key_id)?;
+        let kek = self.material(key_id, version)?;
+        kek.open(sealed, &context_aad(key_id, version, context))
+            .map_err(|_| KmsError::InvalidCiphertext)
+    }
+}
+
+fn material_aad(key_id: &str, version: u32) -> Vec<u8> {
+    let mut aad = b"kms-material|".to_vec();
+    aad.extend_from_slice(key_id.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+fn parse_blob(blob: &[u8]) -> Option<(&str, u32, &[u8])> {
+    if blob.first() != Some(&BLOB_VERSION) || blob.len() < 1 + KEY_ID_LEN + 4 {
+        return None;
+    }
+    let key_id = std::str::from_utf8(&blob[1..1 + KEY_ID_LEN]).ok()?;
+    let version = u32::from_be_bytes(blob[1 + KEY_ID_LEN..1 + KEY_ID_LEN + 4].try_into().ok()?);
+    Some((key_id, version, &blob[1 + KEY_ID_LEN + 4..]))
+}
+
+fn key_ref(row: KmsKeyRow) -> KeyRef {
+    KeyRef {
+        aws_managed: row.key_manager == "AWS",
+        key_id: row.key_id,
+        arn: row.arn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kms() -> (std::path::PathBuf, Kms) {
+        let dir = std::env::temp_dir().join(format!(
+            "tumbler-kms-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
+        (
+            dir,
+            Kms::new(store, &RootKey::from_bytes(&[9; 32]).unwrap()),
+        )
+    }
+
+    #[test]
+    fn default_key_wraps_with_context() {
+        let (dir, kms) = kms();
+        let k = kms
+            .default_secrets_key("000000000000", "us-east-1")
+            .unwrap();
+        assert_eq!(
+            k,
+            kms.default_secrets_key("000000000000", "us-east-1")
+                .unwrap()
+        );
+        assert_eq!(kms.resolve("000000000000", "us-east-1", &k.arn).unwrap(), k);
+        assert_eq!(
+            kms.resolve("000000000000", "us-east-1", "alias/aws/secretsmanager")
+                .unwrap(),
+            k
+        );
+        assert!(kms.resolve("000000000000", "us-west-2", &k.key_id).is_err());
+        let dek = Sensitive::new(vec![5; 32]);
+        let blob = kms
+            .wrap(&k, &dek, &[("SecretARN", "a"), ("SecretVersionId", "v")])
+            .unwrap();
+        let back = kms
+            .unwrap(&blob, &[("SecretVersionId", "v"), ("SecretARN", "a")])
+            .unwrap();
+        assert_eq!(back, dek);
+        assert!(matches!(
+            kms.unwrap(&blob, &[("SecretARN", "b")]),
+            Err(KmsError::InvalidCiphertext)
+        ));
+        assert!(matches!(
+            kms.unwrap(&blob[..10], &[]),
+            Err(KmsError::InvalidCiphertext)
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,94 @@
+//! The secret's metadata document (`SecretRow::meta`), owned by this crate.
+
+use serde::{Deserialize, Serialize};
+use tumbler_wire::secretsmanager::{RotationRules, Tag};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecretMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The key reference as the user gave it; None means the default key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// None until first tagged; `[]` after all tags were removed (as AWS shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<StoredTag>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owning_service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<StoredRotationRules>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_ms: Option<i64>,
+    /// Set on a primary that has replicas, and on every replica.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    /// True on a read-only replica.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
+    /// On a primary: its replicas.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Replica>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredTag {
+    pub key: String,
+    pub value: String,
+}
+
+impl From<&StoredTag> for Tag {
+    fn from(t: &StoredTag) -> Self {
+        Tag {
+            key: Some(t.key.clone()),
+            value: Some(t.value.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StoredRotationRules {
+    pub automatically_after_days: Option<i64>,
+    pub duration: Option<String>,
+    pub schedule_expression: Option<String>,
+}
+
+impl From<&StoredRotationRules> for RotationRules {
+    fn from(r: &StoredRotationRules) -> Self {
+        RotationRules {
+            automatically_after_days: r.automatically_after_days,
+            duration: r.duration.clone(),
+            schedule_expression: r.schedule_expression.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Replica {
+    pub region: String,
+    pub kms_key_id: Option<String>,
+    /// InSync | InProgress | Failed
+    pub status: String,
+    pub status_message: Option<String>,
+}
+
+impl SecretMeta {
+    pub fn parse(s: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}

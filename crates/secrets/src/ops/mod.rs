@@ -1,0 +1,155 @@
+//! One function per Secrets Manager operation, and the dispatch from the
+//! `X-Amz-Target` operation name.
+
+mod manage;
+mod values;
+
+use tumbler_wire::secretsmanager as sm;
+use tumbler_wire::{AwsError, decode, encode};
+
+use crate::{Ctx, SecretsService};
+
+/// Every operation this service answers, for routing and tests.
+pub const OPERATIONS: &[&str] = &[
+    "BatchGetSecretValue",
+    "CreateSecret",
+    "DeleteResourcePolicy",
+    "DeleteSecret",
+    "DescribeSecret",
+    "GetRandomPassword",
+    "GetResourcePolicy",
+    "GetSecretValue",
+    "ListSecretVersionIds",
+    "ListSecrets",
+    "PutResourcePolicy",
+    "PutSecretValue",
+    "RemoveRegionsFromReplication",
+    "ReplicateSecretToRegions",
+    "RestoreSecret",
+    "StopReplicationToReplica",
+    "TagResource",
+    "UntagResource",
+    "UpdateSecret",
+    "UpdateSecretVersionStage",
+    "ValidateResourcePolicy",
+];
+
+/// Operations that only read; the server runs them inline on its workers.
+/// (Reads do record LastAccessedDate, but without waiting for the disk.)
+pub fn is_read_only(op: &str) -> bool {
+    matches!(
+        op,
+        "GetSecretValue"
+            | "BatchGetSecretValue"
+            | "DescribeSecret"
+            | "ListSecrets"
+            | "ListSecretVersionIds"
+            | "GetRandomPassword"
+            | "GetResourcePolicy"
+            | "ValidateResourcePolicy"
+    )
+}
+
+macro_rules! run {
+    ($self:ident, $ctx:ident, $body:ident, $req:ty, $method:ident) => {{
+        let req: $req = decode($body)?;
+        req.validate()?;
+        Ok(encode(&$self.$method($ctx, req)?))
+    }};
+}
+
+impl SecretsService {
+    /// Run operation `op` with a JSON `body`; the answer is the JSON response.
+    pub fn call(&self, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, AwsError> {
+        match op {
+            "CreateSecret" => run!(self, ctx, body, sm::CreateSecretRequest, create_secret),
+            "GetSecretValue" => run!(self, ctx, body, sm::GetSecretValueRequest, get_secret_value),
+            "BatchGetSecretValue" => run!(
+                self,
+                ctx,
+                body,
+                sm::BatchGetSecretValueRequest,
+                batch_get_secret_value
+            ),
+            "PutSecretValue" => run!(self, ctx, body, sm::PutSecretValueRequest, put_secret_value),
+            "UpdateSecret" => run!(self, ctx, body, sm::UpdateSecretRequest, update_secret),
+            "DescribeSecret" => run!(self, ctx, body, sm::SecretIdRequest, describe_secret),
+            "ListSecrets" => run!(self, ctx, body, sm::ListSecretsRequest, list_secrets),
+            "ListSecretVersionIds" => run!(
+                self,
+                ctx,
+                body,
+                sm::ListSecretVersionIdsRequest,
+                list_secret_version_ids
+            ),
+            "UpdateSecretVersionStage" => {
+                run!(
+                    self,
+                    ctx,
+                    body,
+                    sm::UpdateSecretVersionStageRequest,
+                    update_secret_version_stage
+                )
+            }
+            "DeleteSecret" => run!(self, ctx, body, sm::DeleteSecretRequest, delete_secret),
+            "RestoreSecret" => run!(self, ctx, body, sm::SecretIdRequest, restore_secret),
+            "TagResource" => run!(self, ctx, body, sm::TagResourceRequest, tag_resource),
+            "UntagResource" => run!(self, ctx, body, sm::UntagResourceRequest, untag_resource),
+            "GetRandomPassword" => run!(
+                self,
+                ctx,
+                body,
+                sm::GetRandomPasswordRequest,
+                get_random_password
+            ),
+            "PutResourcePolicy" => run!(
+                self,
+                ctx,
+                body,
+                sm::PutResourcePolicyRequest,
+                put_resource_policy
+            ),
+            "GetResourcePolicy" => run!(self, ctx, body, sm::SecretIdRequest, get_resource_policy),
+            "DeleteResourcePolicy" => {
+                run!(self, ctx, body, sm::SecretIdRequest, delete_resource_policy)
+            }
+            "ValidateResourcePolicy" => {
+                run!(
+                    self,
+                    ctx,
+                    body,
+                    sm::ValidateResourcePolicyRequest,
+                    validate_resource_policy
+                )
+            }
+            "ReplicateSecretToRegions" => {
+                run!(
+                    self,
+                    ctx,
+                    body,
+                    sm::ReplicateSecretToRegionsRequest,
+                    replicate_secret_to_regions
+                )
+            }
+            "RemoveRegionsFromReplication" => {
+                run!(
+                    self,
+                    ctx,
+                    body,
+                    sm::RemoveRegionsFromReplicationRequest,
+                    remove_regions_from_replication
+                )
+            }
+            "StopReplicationToReplica" => run!(
+                self,
+                ctx,
+                body,
+                sm::SecretIdRequest,
+                stop_replication_to_replica
+            ),
+            _ => Err(AwsError::unknown_operation(format!(
+                "The operation secretsmanager.{op} is not supported by this server."
+            ))),
+        }
+    }
+}

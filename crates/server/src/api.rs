@@ -1,0 +1,265 @@
+//! The AWS API endpoint: `POST /` (and `GET /` for presigned Query calls),
+//! routed as AWS routes: `X-Amz-Target` for JSON services, the form
+//! `Action` for Query services; the service named by the target must be the
+//! one the request was signed for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tumbler_wire::AwsError;
+
+use crate::AppState;
+use crate::gate::{Caller, authenticate};
+
+/// The largest request body we read: a 64 KiB secret escaped as JSON
+/// (`\u0000` is six bytes) fits with room to spare.
+pub const MAX_BODY: usize = 1 << 20;
+
+const JSON: &str = "application/x-amz-json-1.1";
+const STS_XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+enum Protocol {
+    Json {
+        service: &'static str,
+        target: String,
+        op: String,
+    },
+    Query {
+        service: &'static str,
+    },
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    // SDKs correct their clock skew from this header.
+    if let Ok(v) = HeaderValue::from_str(
+        &jiff::Timestamp::now()
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string(),
+    ) {
+        h.insert(header::DATE, v);
+    }
+    r
+}
+
+fn json_error(e: &AwsError, request_id: &str) -> Response {
+    let mut r = base(e.status, request_id, JSON, e.json_body());
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        r.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    r
+}
+
+fn query_error(e: &AwsError, request_id: &str) -> Response {
+    let (status, body) = tumbler_wire::query::error_body(e, STS_XMLNS, request_id);
+    base(status, request_id, "text/xml", body)
+}
+
+fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
+    if let Some(target) = parts.headers.get("x-amz-target") {
+        let target = target.to_str().map_err(|_| {
+            AwsError::unknown_operation("The X-Amz-Target header is not valid text.")
+        })?;
+        let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
+        let service = match prefix {
+            "secretsmanager" => "secretsmanager",
+            _ => {
+                return Err(AwsError::unknown_operation(format!(
+                    "The target '{target}' names a service this server does not provide."
+                )));
+            }
+        };
+        return Ok(Protocol::Json {
+            service,
+            target: target.to_owned(),
+            op: op.to_owned(),
+        });
+    }
+    // Without a target, the service is the one the request was signed for:
+    // Query services are answered as Query; a JSON service needs a target.
+    match tumbler_sigv4::parse(parts).ok().map(|a| a.service) {
+        Some(s) if s == "secretsmanager" => Err(AwsError::unknown_operation(
+            "The request has no X-Amz-Target header naming a secretsmanager operation.",
+        )),
+        _ => Ok(Protocol::Query { service: "sts" }),
+    }
+}
+
+pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+    let started = Instant::now();
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let protocol = route(&parts);
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return match protocol {
+                Ok(Protocol::Query { .. }) => query_error(&e, &rid),
+                _ => json_error(&e, &rid),
+            };
+        }
+    };
+    let protocol = match protocol {
+        Ok(p) => p,
+        Err(e) => {
+            // Authenticate before telling anyone which targets exist.
+            if let Err(auth) =
+                authenticate(&state.identity, &parts, &body, None, jiff::Timestamp::now())
+            {
+                return json_error(&auth, &rid);
+            }
+            return json_error(&e, &rid);
+        }
+    };
+    let service = match &protocol {
+        Protocol::Json { service, .. } | Protocol::Query { service } => *service,
+    };
+    let caller = match authenticate(
+        &state.identity,
+        &parts,
+        &body,
+        Some(service),
+        jiff::Timestamp::now(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
+            return match protocol {
+                Protocol::Json { .. } => json_error(&e, &rid),
+                Protocol::Query { .. } => query_error(&e, &rid),
+            };
+        }
+    };
+    match protocol {
+        Protocol::Json { op, target, .. } => {
+            let r = secrets_call(&state, &caller, op.clone(), body).await;
+            log_call(&rid, &caller, &target, &r, started);
+            match r {
+                Ok(b) => base(200, &rid, JSON, b),
+                Err(e) => json_error(&e, &rid),
+            }
+        }
+        Protocol::Query { .. } => {
+            let r = sts_call(&caller, parts.uri.query(), &body, &rid);
+            log_call(&rid, &caller, "sts", &r, started);
+            match r {
+                Ok(b) => base(200, &rid, "text/xml", b),
+                Err(e) => query_error(&e, &rid),
+            }
+        }
+    }
+}
+
+fn log_call(
+    rid: &str,
+    caller: &Caller,
+    target: &str,
+    r: &Result<Vec<u8>, AwsError>,
+    started: Instant,
+) {
+    let micros = started.elapsed().as_micros() as u64;
+    match r {
+        Ok(_) => {
+            tracing::debug!(request_id = %rid, principal = %caller.principal.arn, region = %caller.region, target, micros, "ok")
+        }
+        Err(e) => tracing::info!(
+            request_id = %rid, principal = %caller.principal.arn, access_key = %caller.access_key_id,
+            service = %caller.service, region = %caller.region, target, micros,
+            code = e.code, "failed: {}", e.message
+        ),
+    }
+}
+
+async fn read_body(body: Body) -> Result<Bytes, AwsError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(AwsError::request_too_large(format!(
+                "The request body is larger than the {MAX_BODY}-byte limit."
+            )))
+        }
+        Err(_) => Err(AwsError::serialization(
+            "The request body could not be read.",
+        )),
+    }
+}
+
+async fn secrets_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    op: String,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    let ctx = tumbler_secrets::Ctx {
+        account: caller.principal.account.clone(),
+        region: caller.region.clone(),
+        principal_arn: caller.principal.arn.clone(),
+        now: jiff::Timestamp::now(),
+    };
+    let internal = || AwsError::internal("An internal error occurred. Try the request again.");
+    if tumbler_secrets::is_read_only(&op) {
+        // Reads are short indexed lookups: run them here, but never let a
+        // bug take the connection down with a panic.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.secrets.call(&ctx, &op, &body)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(op = %op, "operation panicked");
+            Err(internal())
+        })
+    } else {
+        // Writes wait for a durable commit; keep that off the async workers.
+        let s = state.clone();
+        tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("operation panicked");
+                Err(internal())
+            })
+    }
+}
+
+fn sts_call(
+    caller: &Caller,
+    query: Option<&str>,
+    body: &[u8],
+    rid: &str,
+) -> Result<Vec<u8>, AwsError> {
+    let params = tumbler_wire::query::parse_params(query, body);
+    let action = params.get("Action").map(String::as_str).unwrap_or_default();
+    match action {
+        "GetCallerIdentity" => Ok(tumbler_wire::query::response(
+            "GetCallerIdentity",
+            STS_XMLNS,
+            &[
+                ("Arn", &caller.principal.arn),
+                ("UserId", &caller.principal.user_id),
+                ("Account", &caller.principal.account),
+            ],
+            rid,
+        )),
+        "" => Err(AwsError::unknown_operation("The request names no Action.")),
+        other => Err(AwsError::unknown_operation(format!(
+            "Could not find operation {other} for version 2011-06-15"
+        ))),
+    }
+}

@@ -1,0 +1,151 @@
+//! The HTTP edge: the TCP/TLS listener, HTTP/1.1 and HTTP/2, routing of AWS
+//! API calls to the services, authentication of every call, graceful
+//! shutdown, and the background sweeper. The only crate that knows
+//! axum, hyper and rustls.
+
+mod api;
+mod gate;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tumbler_identity::Identity;
+use tumbler_secrets::SecretsService;
+
+pub use api::MAX_BODY;
+
+/// What the request handlers share.
+pub struct AppState {
+    pub identity: Arc<Identity>,
+    pub secrets: Arc<SecretsService>,
+}
+
+/// How a connection reached us, for handlers and (later) policy conditions
+/// such as aws:SourceIp and aws:SecureTransport.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/", any(api::handle))
+        .fallback(api::handle)
+        .with_state(state)
+}
+
+/// How often the sweeper purges secrets whose recovery window has ended.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Serve until `shutdown` resolves, then stop accepting, let in-flight
+/// requests finish (up to 10 seconds), and return.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let acceptor = tls.map(TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let sweeper = tokio::spawn(sweep(state.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnInfo {
+            peer,
+            tls: acceptor.is_some(),
+        };
+        let app = app.clone().layer(axum::Extension(info));
+        let service = TowerToHyperService::new(app);
+        let builder = auto::Builder::new(TokioExecutor::new());
+        match &acceptor {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    sweeper.abort();
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within 10 seconds");
+    }
+    Ok(())
+}
+
+async fn sweep(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let r =
+            tokio::task::spawn_blocking(move || s.secrets.purge_due(jiff::Timestamp::now())).await;
+        match r {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(purged = n, "purged secrets past their recovery window")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
+            _ => {}
+        }
+    }
+}

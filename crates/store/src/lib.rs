@@ -1,0 +1,293 @@
+//! Tumbler's storage interface and its SQLite implementation.
+//!
+//! The store knows rows, not rules: it persists secrets, versions, staging
+//! labels, KMS keys and principals, applies a batch of writes atomically and
+//! durably, and enforces the structural invariants a crash must never break
+//! (a label on at most one version, never on a version that does not exist).
+//! Secrets-domain rules (how labels move, idempotency) live above it, in
+//! `tumbler-secrets`; a secret's non-indexed metadata is an opaque JSON
+//! document (`SecretRow::meta`) that only the domain interprets.
+//!
+//! The store only ever sees ciphertext. It does not depend on `tumbler-crypto`.
+//!
+//! `Store` is the interface a PostgreSQL backend will implement; nothing
+//! above this crate names SQLite.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Failures a caller can act on; anything else is `Backend`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A secret with this (account, region, name) exists (possibly pending deletion).
+    #[error("a secret with this name already exists")]
+    NameExists,
+    /// Another writer changed the secret since it was read; reload and retry.
+    #[error("the secret changed concurrently")]
+    Conflict,
+    /// A unique key other than a secret name was taken (alias, key id, access key).
+    #[error("duplicate key: {0}")]
+    Duplicate(String),
+    #[error("not found")]
+    NotFound,
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A secret's row. `id` is assigned by the store on creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRow {
+    pub id: i64,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    /// Bumped by every committed change; writes name the revision they read.
+    pub revision: i64,
+    pub created_ms: i64,
+    pub last_changed_ms: i64,
+    pub last_accessed_ms: Option<i64>,
+    /// When DeleteSecret was called (AWS's DeletedDate), while pending deletion.
+    pub deleted_ms: Option<i64>,
+    /// When the sweeper may purge the secret.
+    pub purge_at_ms: Option<i64>,
+    /// The domain's JSON document for everything else.
+    pub meta: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    String,
+    Binary,
+}
+
+impl ValueKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Binary => "binary",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "string" => Some(ValueKind::String),
+            "binary" => Some(ValueKind::Binary),
+            _ => None,
+        }
+    }
+}
+
+/// A version's encrypted value: the value sealed under a data key, and the
+/// data key wrapped by the KMS key `kms_key_id`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub kind: ValueKind,
+    pub kms_key_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("kind", &self.kind)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// A version without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionMeta {
+    pub version_id: String,
+    pub created_ms: i64,
+    pub last_accessed_ms: Option<i64>,
+    /// None for the rotation placeholder (no value yet).
+    pub kind: Option<ValueKind>,
+    pub kms_key_id: Option<String>,
+    /// Sorted.
+    pub stages: Vec<String>,
+}
+
+/// A secret with the metadata of all its versions.
+#[derive(Clone, Debug)]
+pub struct SecretState {
+    pub row: SecretRow,
+    /// Ordered by creation time, oldest first.
+    pub versions: Vec<VersionMeta>,
+}
+
+/// A secret as ListSecrets needs it: the row and its label map.
+#[derive(Clone, Debug)]
+pub struct SecretListing {
+    pub row: SecretRow,
+    /// (version_id, sorted stages) for labelled versions only.
+    pub stages: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    pub version_id: String,
+    pub created_ms: i64,
+    /// None creates the rotation placeholder.
+    pub value: Option<SealedValue>,
+}
+
+/// One write. A batch of writes (`Store::apply`) commits all or nothing.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Insert a secret with its first versions and labels.
+    CreateSecret {
+        row: SecretRow,
+        versions: Vec<NewVersion>,
+        /// (stage, version_id)
+        stages: Vec<(String, String)>,
+    },
+    /// Change a secret read at `row.revision`: replace its row, add versions,
+    /// fill placeholders, remove versions, and (if given) replace its whole
+    /// label map. Fails with `Conflict` if the revision moved on.
+    UpdateSecret {
+        row: SecretRow,
+        new_versions: Vec<NewVersion>,
+        /// Give a value to a placeholder version.
+        fill_versions: Vec<(String, SealedValue)>,
+        delete_versions: Vec<String>,
+        stages: Option<Vec<(String, String)>>,
+        /// Re-wrapped data keys for existing versions: (version_id, kms_key_id, wrapped_key).
+        rewrap_versions: Vec<(String, String, Vec<u8>)>,
+    },
+    /// Purge a secret and everything under it (end of the recovery window, or force delete).
+    PurgeSecret {
+        id: i64,
+    },
+    CreateKmsKey {
+        key: KmsKeyRow,
+        wrapped_material: Vec<u8>,
+        aliases: Vec<String>,
+    },
+    CreatePrincipal(PrincipalRow),
+    CreateAccessKey(AccessKeyRow),
+}
+
+/// What a successful `Write` produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A created secret's id.
+    SecretId(i64),
+    Done,
+}
+
+/// Best-effort, non-durable bookkeeping for reads (AWS's LastAccessedDate is
+/// date-granular, so losing one on a crash is harmless).
+#[derive(Clone, Debug)]
+pub struct AccessTouch {
+    pub secret_id: i64,
+    pub version_id: String,
+    pub day_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedDate,
+    LastAccessedDate,
+    LastChangedDate,
+    Name,
+}
+
+/// Position after the last row of a page: the sort value and the row id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    Int(i64, i64),
+    Text(String, i64),
+}
+
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub account: String,
+    pub region: String,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub include_deleted: bool,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsKeyRow {
+    pub key_id: String,
+    pub account: String,
+    pub region: String,
+    pub arn: String,
+    /// `AWS` or `CUSTOMER`.
+    pub key_manager: String,
+    pub state: String,
+    pub created_ms: i64,
+    pub current_material: i64,
+    pub meta: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrincipalRow {
+    pub arn: String,
+    pub account: String,
+    pub kind: String,
+    pub name: String,
+    pub unique_id: String,
+    pub created_ms: i64,
+    pub meta: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeyRow {
+    pub access_key_id: String,
+    pub principal_arn: String,
+    pub status: String,
+    pub sealed_secret: Vec<u8>,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for AccessKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRow")
+            .field("access_key_id", &self.access_key_id)
+            .field("principal_arn", &self.principal_arn)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The storage interface. Reads are cheap and may run on async workers;
+/// `apply` blocks until the batch is durably committed.
+pub trait Store: Send + Sync + 'static {
+    fn secret_by_name(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<SecretState>>;
+    fn secret_by_arn(&self, arn: &str) -> Result<Option<SecretState>>;
+    fn secret_by_id(&self, id: i64) -> Result<Option<SecretState>>;
+    /// The sealed value of a version; None if the version is unknown or a placeholder.
+    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<SealedValue>>;
+    fn list_secrets(&self, query: &ListQuery) -> Result<Vec<SecretListing>>;
+    /// Secrets whose recovery window ended by `now_ms`.
+    fn secrets_due_for_purge(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;
+    /// Every region of `account` that holds a secret named `name`.
+    fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
+
+    fn kms_key(&self, key_id: &str) -> Result<Option<KmsKeyRow>>;
+    fn kms_alias(&self, account: &str, region: &str, alias_name: &str) -> Result<Option<String>>;
+    fn kms_material(&self, key_id: &str, version: i64) -> Result<Option<Vec<u8>>>;
+
+    fn principal(&self, arn: &str) -> Result<Option<PrincipalRow>>;
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>>;
+
+    /// Commit a batch atomically and durably; results are in write order.
+    fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>>;
+    /// Record reads without waiting for disk.
+    fn touch(&self, touch: AccessTouch);
+}

@@ -1,0 +1,190 @@
+//! SQLite backend: WAL, `synchronous=FULL`, foreign keys on, one writer
+//! thread with group commit, a small pool of reader connections.
+//!
+//! Why our own pool and writer instead of a crate: the pool crates for
+//! rusqlite pin older rusqlite versions (two libsqlite3-sys cannot link), and
+//! group commit needs a writer that owns its connection anyway.
+
+mod migrate;
+mod read;
+mod write;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{
+    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue,
+    SecretListing, SecretState, Store, StoreError, Write,
+};
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub struct SqliteStore {
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: mpsc::Sender<write::Job>,
+    _writer_thread: Arc<write::WriterHandle>,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        configure(&conn)?;
+        migrate::run(&mut conn)?;
+
+        let readers = (0..4)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(backend)?;
+                configure(&c)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (writer, handle) = write::spawn(conn)?;
+        Ok(Self {
+            readers,
+            next_reader: AtomicUsize::new(0),
+            writer,
+            _writer_thread: Arc::new(handle),
+        })
+    }
+
+    /// Run `f` on a reader connection, inside one read transaction so that
+    /// its several statements see one snapshot (a secret's versions and its
+    /// labels from the same commit). Reads are short (indexed lookups on
+    /// cached pages), so they run on the caller's thread.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let in_snapshot = |conn: &Connection| {
+            let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            // Read-only: ending it cannot lose anything, and dropping it would too.
+            tx.finish().map_err(backend)?;
+            Ok(out)
+        };
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return in_snapshot(&conn);
+            }
+        }
+        let conn = self.readers[start % n]
+            .lock()
+            .map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+        in_snapshot(&conn)
+    }
+
+    /// `PRAGMA integrity_check`, for tests and `tumbler` diagnostics.
+    pub fn integrity_check(&self) -> Result<String> {
+        self.read(|c| {
+            c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .map_err(backend)
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn secret_by_name(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<SecretState>> {
+        self.read(|c| {
+            read::secret_where(
+                c,
+                "account = ?1 AND region = ?2 AND name = ?3",
+                &[account, region, name],
+            )
+        })
+    }
+
+    fn secret_by_arn(&self, arn: &str) -> Result<Option<SecretState>> {
+        self.read(|c| read::secret_where(c, "arn = ?1", &[arn]))
+    }
+
+    fn secret_by_id(&self, id: i64) -> Result<Option<SecretState>> {
+        let id = id.to_string();
+        self.read(|c| read::secret_where(c, "id = CAST(?1 AS INTEGER)", &[id.as_str()]))
+    }
+
+    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<SealedValue>> {
+        self.read(|c| read::version_value(c, secret_id, version_id))
+    }
+
+    fn list_secrets(&self, query: &ListQuery) -> Result<Vec<SecretListing>> {
+        self.read(|c| read::list(c, query))
+    }
+
+    fn secrets_due_for_purge(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>> {
+        self.read(|c| read::due_for_purge(c, now_ms, limit))
+    }
+
+    fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>> {
+        self.read(|c| read::secret_regions(c, account, name))
+    }
+
+    fn kms_key(&self, key_id: &str) -> Result<Option<KmsKeyRow>> {
+        self.read(|c| read::kms_key(c, key_id))
+    }
+
+    fn kms_alias(&self, account: &str, region: &str, alias_name: &str) -> Result<Option<String>> {
+        self.read(|c| read::kms_alias(c, account, region, alias_name))
+    }
+
+    fn kms_material(&self, key_id: &str, version: i64) -> Result<Option<Vec<u8>>> {
+        self.read(|c| read::kms_material(c, key_id, version))
+    }
+
+    fn principal(&self, arn: &str) -> Result<Option<PrincipalRow>> {
+        self.read(|c| read::principal(c, arn))
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
+        self.read(|c| read::access_key(c, access_key_id))
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.writer
+            .send(write::Job::Apply { writes, reply })
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
+    }
+
+    fn touch(&self, touch: AccessTouch) {
+        // Dropping a touch when the writer is gone is fine: it is bookkeeping.
+        let _ = self.writer.send(write::Job::Touch(touch));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,306 @@
+//! Read queries. Every statement goes through the prepared-statement cache.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::backend;
+use crate::{
+    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing,
+    SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
+};
+
+const SECRET_COLUMNS: &str = "id, account, region, name, arn, revision, created_ms, last_changed_ms, \
+                              last_accessed_ms, deleted_ms, purge_at_ms, meta";
+
+fn secret_row(r: &Row<'_>) -> rusqlite::Result<SecretRow> {
+    Ok(SecretRow {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        region: r.get(2)?,
+        name: r.get(3)?,
+        arn: r.get(4)?,
+        revision: r.get(5)?,
+        created_ms: r.get(6)?,
+        last_changed_ms: r.get(7)?,
+        last_accessed_ms: r.get(8)?,
+        deleted_ms: r.get(9)?,
+        purge_at_ms: r.get(10)?,
+        meta: r.get(11)?,
+    })
+}
+
+fn kind(s: Option<String>) -> rusqlite::Result<Option<ValueKind>> {
+    match s {
+        None => Ok(None),
+        Some(s) => ValueKind::parse(&s).map(Some).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                "bad value_kind".into(),
+            )
+        }),
+    }
+}
+
+pub(crate) fn secret_where(
+    conn: &Connection,
+    clause: &str,
+    args: &[&str],
+) -> Result<Option<SecretState>> {
+    let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE {clause}");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let row = stmt
+        .query_row(rusqlite::params_from_iter(args), secret_row)
+        .optional()
+        .map_err(backend)?;
+    let Some(row) = row else { return Ok(None) };
+    let versions = versions(conn, row.id)?;
+    Ok(Some(SecretState { row, versions }))
+}
+
+fn versions(conn: &Connection, secret_id: i64) -> Result<Vec<VersionMeta>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version_id, created_ms, last_accessed_ms, value_kind, kms_key_id FROM secret_versions
+             WHERE secret_id = ?1 ORDER BY created_ms, version_id",
+        )
+        .map_err(backend)?;
+    let mut out: Vec<VersionMeta> = stmt
+        .query_map([secret_id], |r| {
+            Ok(VersionMeta {
+                version_id: r.get(0)?,
+                created_ms: r.get(1)?,
+                last_accessed_ms: r.get(2)?,
+                kind: kind(r.get(3)?)?,
+                kms_key_id: r.get(4)?,
+                stages: Vec::new(),
+            })
+        })
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT stage, version_id FROM version_stages WHERE secret_id = ?1 ORDER BY stage",
+        )
+        .map_err(backend)?;
+    let stages = stmt
+        .query_map([secret_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    for s in stages {
+        let (stage, version_id) = s.map_err(backend)?;
+        match out.iter_mut().find(|v| v.version_id == version_id) {
+            Some(v) => v.stages.push(stage),
+            None => {
+                return Err(StoreError::Backend(format!(
+                    "label {stage} points at a missing version"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn version_value(
+    conn: &Connection,
+    secret_id: i64,
+    version_id: &str,
+) -> Result<Option<SealedValue>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT value_kind, kms_key_id, wrapped_key, ciphertext FROM secret_versions
+             WHERE secret_id = ?1 AND version_id = ?2 AND ciphertext IS NOT NULL",
+        )
+        .map_err(backend)?;
+    stmt.query_row(params![secret_id, version_id], |r| {
+        Ok(SealedValue {
+            kind: kind(r.get(0)?)?.unwrap_or(ValueKind::String),
+            kms_key_id: r.get(1)?,
+            wrapped_key: r.get(2)?,
+            ciphertext: r.get(3)?,
+        })
+    })
+    .optional()
+    .map_err(backend)
+}
+
+pub(crate) fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<SecretListing>> {
+    let key = match q.sort {
+        SortKey::CreatedDate => "created_ms",
+        SortKey::LastChangedDate => "last_changed_ms",
+        SortKey::LastAccessedDate => "COALESCE(last_accessed_ms, 0)",
+        SortKey::Name => "name",
+    };
+    let (cmp, dir) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let deleted = if q.include_deleted {
+        ""
+    } else {
+        "AND deleted_ms IS NULL"
+    };
+    let after = if q.after.is_some() {
+        format!("AND ({key}, id) {cmp} (?3, ?4)")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT {SECRET_COLUMNS} FROM secrets WHERE account = ?1 AND region = ?2 {deleted} {after}
+         ORDER BY {key} {dir}, id {dir} LIMIT ?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let limit = q.limit as i64;
+    let rows: Vec<SecretRow> = match &q.after {
+        None => stmt.query_map(params![q.account, q.region, 0, 0, limit], secret_row),
+        Some(Cursor::Int(v, id)) => {
+            stmt.query_map(params![q.account, q.region, v, id, limit], secret_row)
+        }
+        Some(Cursor::Text(v, id)) => {
+            stmt.query_map(params![q.account, q.region, v, id, limit], secret_row)
+        }
+    }
+    .map_err(backend)?
+    .collect::<rusqlite::Result<_>>()
+    .map_err(backend)?;
+
+    let mut stmt = conn
+        .prepare_cached("SELECT version_id, stage FROM version_stages WHERE secret_id = ?1 ORDER BY version_id, stage")
+        .map_err(backend)?;
+    rows.into_iter()
+        .map(|row| {
+            let mut stages: Vec<(String, Vec<String>)> = Vec::new();
+            let pairs = stmt
+                .query_map([row.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for p in pairs {
+                let (vid, stage) = p.map_err(backend)?;
+                match stages.last_mut() {
+                    Some((last, list)) if *last == vid => list.push(stage),
+                    _ => stages.push((vid, vec![stage])),
+                }
+            }
+            Ok(SecretListing { row, stages })
+        })
+        .collect()
+}
+
+pub(crate) fn due_for_purge(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= ?1 LIMIT ?2",
+        )
+        .map_err(backend)?;
+    stmt.query_map(params![now_ms, limit as i64], |r| r.get(0))
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)
+}
+
+pub(crate) fn secret_regions(conn: &Connection, account: &str, name: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT region FROM secrets WHERE account = ?1 AND name = ?2 ORDER BY region",
+        )
+        .map_err(backend)?;
+    stmt.query_map(params![account, name], |r| r.get(0))
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)
+}
+
+pub(crate) fn kms_key(conn: &Connection, key_id: &str) -> Result<Option<KmsKeyRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key_id, account, region, arn, key_manager, state, created_ms, current_material, meta
+             FROM kms_keys WHERE key_id = ?1",
+        )
+        .map_err(backend)?;
+    stmt.query_row([key_id], |r| {
+        Ok(KmsKeyRow {
+            key_id: r.get(0)?,
+            account: r.get(1)?,
+            region: r.get(2)?,
+            arn: r.get(3)?,
+            key_manager: r.get(4)?,
+            state: r.get(5)?,
+            created_ms: r.get(6)?,
+            current_material: r.get(7)?,
+            meta: r.get(8)?,
+        })
+    })
+    .optional()
+    .map_err(backend)
+}
+
+pub(crate) fn kms_alias(
+    conn: &Connection,
+    account: &str,
+    region: &str,
+    alias: &str,
+) -> Result<Option<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key_id FROM kms_aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
+        )
+        .map_err(backend)?;
+    stmt.query_row(params![account, region, alias], |r| r.get(0))
+        .optional()
+        .map_err(backend)
+}
+
+pub(crate) fn kms_material(
+    conn: &Connection,
+    key_id: &str,
+    version: i64,
+) -> Result<Option<Vec<u8>>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT wrapped FROM kms_key_material WHERE key_id = ?1 AND version = ?2")
+        .map_err(backend)?;
+    stmt.query_row(params![key_id, version], |r| r.get(0))
+        .optional()
+        .map_err(backend)
+}
+
+pub(crate) fn principal(conn: &Connection, arn: &str) -> Result<Option<PrincipalRow>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT arn, account, kind, name, unique_id, created_ms, meta FROM principals WHERE arn = ?1")
+        .map_err(backend)?;
+    stmt.query_row([arn], |r| {
+        Ok(PrincipalRow {
+            arn: r.get(0)?,
+            account: r.get(1)?,
+            kind: r.get(2)?,
+            name: r.get(3)?,
+            unique_id: r.get(4)?,
+            created_ms: r.get(5)?,
+            meta: r.get(6)?,
+        })
+    })
+    .optional()
+    .map_err(backend)
+}
+
+pub(crate) fn access_key(conn: &Connection, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT access_key_id, principal_arn, status, sealed_secret, created_ms FROM access_keys
+             WHERE access_key_id = ?1",
+        )
+        .map_err(backend)?;
+    stmt.query_row([access_key_id], |r| {
+        Ok(AccessKeyRow {
+            access_key_id: r.get(0)?,
+            principal_arn: r.get(1)?,
+            status: r.get(2)?,
+            sealed_secret: r.get(3)?,
+            created_ms: r.get(4)?,
+        })
+    })
+    .optional()
+    .map_err(backend)
+}

@@ -1,0 +1,275 @@
+use super::*;
+use crate::{Applied, Cursor, NewVersion, SecretRow, SortKey, ValueKind};
+
+fn store() -> (tempdir::Dir, SqliteStore) {
+    let dir = tempdir::Dir::new();
+    let s = SqliteStore::open(&dir.0.join("t.db")).unwrap();
+    (dir, s)
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "tumbler-store-test-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn row(name: &str, created: i64) -> SecretRow {
+    SecretRow {
+        id: 0,
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        name: name.into(),
+        arn: format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}-abcdef"),
+        revision: 0,
+        created_ms: created,
+        last_changed_ms: created,
+        last_accessed_ms: None,
+        deleted_ms: None,
+        purge_at_ms: None,
+        meta: "{}".into(),
+    }
+}
+
+fn value(b: u8) -> SealedValue {
+    SealedValue {
+        kind: ValueKind::String,
+        kms_key_id: "k".into(),
+        wrapped_key: vec![b],
+        ciphertext: vec![b; 4],
+    }
+}
+
+fn create(s: &SqliteStore, name: &str, created: i64) -> i64 {
+    let r = s
+        .apply(vec![Write::CreateSecret {
+            row: row(name, created),
+            versions: vec![NewVersion {
+                version_id: "v1".into(),
+                created_ms: created,
+                value: Some(value(1)),
+            }],
+            stages: vec![("AWSCURRENT".into(), "v1".into())],
+        }])
+        .unwrap();
+    match r[0] {
+        Applied::SecretId(id) => id,
+        _ => panic!(),
+    }
+}
+
+#[test]
+fn create_read_and_names_are_unique() {
+    let (_d, s) = store();
+    let id = create(&s, "a", 1);
+    let st = s
+        .secret_by_name("000000000000", "us-east-1", "a")
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.row.id, id);
+    assert_eq!(st.row.revision, 1);
+    assert_eq!(st.versions[0].stages, vec!["AWSCURRENT"]);
+    assert_eq!(
+        s.version_value(id, "v1").unwrap().unwrap().ciphertext,
+        vec![1; 4]
+    );
+    assert!(s.secret_by_arn(&st.row.arn).unwrap().is_some());
+    let dup = s.apply(vec![Write::CreateSecret {
+        row: row("a", 2),
+        versions: vec![],
+        stages: vec![],
+    }]);
+    assert!(matches!(dup, Err(StoreError::NameExists)));
+}
+
+#[test]
+fn stale_revision_conflicts_and_batch_is_atomic() {
+    let (_d, s) = store();
+    let id = create(&s, "a", 1);
+    let st = s.secret_by_id(id).unwrap().unwrap();
+    let upd = |rev: i64| Write::UpdateSecret {
+        row: SecretRow {
+            revision: rev,
+            ..st.row.clone()
+        },
+        new_versions: vec![NewVersion {
+            version_id: format!("v{}", rev + 1),
+            created_ms: 2,
+            value: Some(value(2)),
+        }],
+        fill_versions: vec![],
+        delete_versions: vec![],
+        stages: Some(vec![
+            ("AWSCURRENT".into(), format!("v{}", rev + 1)),
+            ("AWSPREVIOUS".into(), "v1".into()),
+        ]),
+        rewrap_versions: vec![],
+    };
+    s.apply(vec![upd(1)]).unwrap();
+    // The same revision again is stale, and the whole batch (including the
+    // secret created first in it) must not land.
+    let r = s.apply(vec![
+        Write::CreateSecret {
+            row: row("b", 3),
+            versions: vec![],
+            stages: vec![],
+        },
+        upd(1),
+    ]);
+    assert!(matches!(r, Err(StoreError::Conflict)));
+    assert!(
+        s.secret_by_name("000000000000", "us-east-1", "b")
+            .unwrap()
+            .is_none()
+    );
+    let st = s.secret_by_id(id).unwrap().unwrap();
+    assert_eq!(st.row.revision, 2);
+    assert_eq!(st.versions.len(), 2);
+}
+
+#[test]
+fn a_label_cannot_point_at_a_missing_version() {
+    let (_d, s) = store();
+    let id = create(&s, "a", 1);
+    let st = s.secret_by_id(id).unwrap().unwrap();
+    let r = s.apply(vec![Write::UpdateSecret {
+        row: st.row.clone(),
+        new_versions: vec![],
+        fill_versions: vec![],
+        delete_versions: vec![],
+        stages: Some(vec![("AWSCURRENT".into(), "nope".into())]),
+        rewrap_versions: vec![],
+    }]);
+    assert!(r.is_err());
+    let st = s.secret_by_id(id).unwrap().unwrap();
+    assert_eq!(st.versions[0].stages, vec!["AWSCURRENT"]);
+    // Deleting a labelled version removes its labels with it.
+    s.apply(vec![Write::UpdateSecret {
+        row: st.row.clone(),
+        new_versions: vec![],
+        fill_versions: vec![],
+        delete_versions: vec!["v1".into()],
+        stages: None,
+        rewrap_versions: vec![],
+    }])
+    .unwrap();
+    let st = s.secret_by_id(id).unwrap().unwrap();
+    assert!(st.versions.is_empty());
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn list_pages_by_keyset() {
+    let (_d, s) = store();
+    for i in 0..5 {
+        create(&s, &format!("n{i}"), 10 - i);
+    }
+    let mut q = ListQuery {
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        sort: SortKey::CreatedDate,
+        descending: false,
+        include_deleted: false,
+        after: None,
+        limit: 2,
+    };
+    let p1 = s.list_secrets(&q).unwrap();
+    assert_eq!(
+        p1.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(),
+        ["n4", "n3"]
+    );
+    assert_eq!(
+        p1[0].stages,
+        vec![("v1".to_string(), vec!["AWSCURRENT".to_string()])]
+    );
+    let last = &p1[1].row;
+    q.after = Some(Cursor::Int(last.created_ms, last.id));
+    let p2 = s.list_secrets(&q).unwrap();
+    assert_eq!(
+        p2.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(),
+        ["n2", "n1"]
+    );
+    q.sort = SortKey::Name;
+    q.descending = true;
+    q.after = Some(Cursor::Text("n3".into(), 0));
+    let p3 = s.list_secrets(&q).unwrap();
+    assert_eq!(p3[0].row.name, "n2");
+}
+
+#[test]
+fn concurrent_writers_all_commit() {
+    let (_d, s) = store();
+    let s = Arc::new(s);
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    create(&s, &format!("t{t}-{i}"), i);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let q = ListQuery {
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        sort: SortKey::Name,
+        descending: false,
+        include_deleted: false,
+        after: None,
+        limit: 1000,
+    };
+    assert_eq!(s.list_secrets(&q).unwrap().len(), 80);
+}
+
+#[test]
+fn reads_see_one_snapshot_while_labels_move() {
+    let (_d, s) = store();
+    let s = std::sync::Arc::new(s);
+    let id = create(&s, "a", 1);
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 2..200 {
+                let st = s.secret_by_id(id).unwrap().unwrap();
+                let vid = format!("v{i}");
+                let mut versions = vec![NewVersion { version_id: vid.clone(), created_ms: i, value: Some(value(2)) }];
+                versions.truncate(1);
+                let old: Vec<String> = st.versions.iter().map(|v| v.version_id.clone()).collect();
+                s.apply(vec![Write::UpdateSecret {
+                    row: st.row.clone(),
+                    new_versions: versions,
+                    fill_versions: vec![],
+                    delete_versions: old,
+                    stages: Some(vec![("AWSCURRENT".into(), vid)]),
+                    rewrap_versions: vec![],
+                }])
+                .unwrap();
+            }
+        })
+    };
+    for _ in 0..2000 {
+        let st = s.secret_by_id(id).unwrap().unwrap();
+        assert_eq!(st.versions.iter().filter(|v| v.stages.iter().any(|x| x == "AWSCURRENT")).count(), 1);
+    }
+    writer.join().unwrap();
+}

@@ -1,0 +1,358 @@
+//! The single writer. Jobs queue on a channel; the thread drains what is
+//! waiting, runs each job inside its own SAVEPOINT (so one failing job does
+//! not undo the others), commits once, and only then answers every job.
+//! One fsync then covers a whole batch of concurrent writers (group commit),
+//! and no caller hears "done" before its write is durable.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, ErrorCode, params};
+
+use super::backend;
+use crate::{AccessTouch, Applied, NewVersion, Result, SealedValue, SecretRow, StoreError, Write};
+
+const MAX_BATCH: usize = 256;
+
+type Reply = mpsc::SyncSender<Result<Vec<Applied>>>;
+
+pub(crate) enum Job {
+    Apply { writes: Vec<Write>, reply: Reply },
+    Touch(AccessTouch),
+}
+
+pub(crate) struct WriterHandle {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        // The thread ends when every sender is gone; the store owns the last
+        // sender and drops it before this handle, so joining cannot hang.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn spawn(conn: Connection) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let thread = std::thread::Builder::new()
+        .name("tumbler-store-writer".into())
+        .spawn(move || run(conn, rx))
+        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+    Ok((
+        tx,
+        WriterHandle {
+            thread: Some(thread),
+        },
+    ))
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, jobs);
+    }
+}
+
+fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
+    let mut results: Vec<(Reply, Result<Vec<Applied>>)> = Vec::new();
+    let outcome = (|| -> Result<()> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        for job in jobs {
+            match job {
+                Job::Touch(t) => {
+                    // Bookkeeping only; a failure here must not fail the batch.
+                    let _ = touch(conn, &t);
+                }
+                Job::Apply { writes, reply } => {
+                    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+                    let r = writes
+                        .into_iter()
+                        .map(|w| apply(conn, w))
+                        .collect::<Result<Vec<_>>>();
+                    if r.is_err() {
+                        conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
+                    }
+                    conn.execute_batch("RELEASE job").map_err(backend)?;
+                    results.push((reply, r));
+                }
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(backend)
+    })();
+    match outcome {
+        Ok(()) => {
+            for (reply, r) in results {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "store commit failed; batch rolled back");
+            for (reply, _) in results {
+                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+            }
+        }
+    }
+}
+
+fn touch(conn: &Connection, t: &AccessTouch) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE secrets SET last_accessed_ms = ?2 WHERE id = ?1 AND (last_accessed_ms IS NULL OR last_accessed_ms < ?2)",
+    )?
+    .execute(params![t.secret_id, t.day_ms])?;
+    conn.prepare_cached(
+        "UPDATE secret_versions SET last_accessed_ms = ?3 WHERE secret_id = ?1 AND version_id = ?2
+         AND (last_accessed_ms IS NULL OR last_accessed_ms < ?3)",
+    )?
+    .execute(params![t.secret_id, t.version_id, t.day_ms])?;
+    Ok(())
+}
+
+fn constraint(e: rusqlite::Error, what: &str) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            StoreError::Duplicate(what.to_owned())
+        }
+        _ => backend(e),
+    }
+}
+
+fn apply(conn: &Connection, w: Write) -> Result<Applied> {
+    match w {
+        Write::CreateSecret {
+            row,
+            versions,
+            stages,
+        } => {
+            let id = insert_secret(conn, &row)?;
+            for v in &versions {
+                insert_version(conn, id, v)?;
+            }
+            replace_stages(conn, id, &stages)?;
+            Ok(Applied::SecretId(id))
+        }
+        Write::UpdateSecret {
+            row,
+            new_versions,
+            fill_versions,
+            delete_versions,
+            stages,
+            rewrap_versions,
+        } => {
+            update_secret(conn, &row)?;
+            for v in &new_versions {
+                insert_version(conn, row.id, v)?;
+            }
+            for (vid, value) in &fill_versions {
+                fill_version(conn, row.id, vid, value)?;
+            }
+            for (vid, kms_key_id, wrapped) in &rewrap_versions {
+                conn.prepare_cached(
+                    "UPDATE secret_versions SET kms_key_id = ?3, wrapped_key = ?4
+                     WHERE secret_id = ?1 AND version_id = ?2 AND ciphertext IS NOT NULL",
+                )
+                .map_err(backend)?
+                .execute(params![row.id, vid, kms_key_id, wrapped])
+                .map_err(backend)?;
+            }
+            if let Some(stages) = &stages {
+                replace_stages(conn, row.id, stages)?;
+            }
+            for vid in &delete_versions {
+                conn.prepare_cached(
+                    "DELETE FROM secret_versions WHERE secret_id = ?1 AND version_id = ?2",
+                )
+                .map_err(backend)?
+                .execute(params![row.id, vid])
+                .map_err(backend)?;
+            }
+            Ok(Applied::Done)
+        }
+        Write::PurgeSecret { id } => {
+            conn.prepare_cached("DELETE FROM secrets WHERE id = ?1")
+                .map_err(backend)?
+                .execute([id])
+                .map_err(backend)?;
+            Ok(Applied::Done)
+        }
+        Write::CreateKmsKey {
+            key,
+            wrapped_material,
+            aliases,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO kms_keys (key_id, account, region, arn, key_manager, state, created_ms, current_material, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                key.key_id,
+                key.account,
+                key.region,
+                key.arn,
+                key.key_manager,
+                key.state,
+                key.created_ms,
+                key.current_material,
+                key.meta
+            ])
+            .map_err(|e| constraint(e, "kms key"))?;
+            conn.prepare_cached(
+                "INSERT INTO kms_key_material (key_id, version, wrapped, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![key.key_id, key.current_material, wrapped_material, key.created_ms])
+            .map_err(backend)?;
+            for alias in &aliases {
+                conn.prepare_cached(
+                    "INSERT INTO kms_aliases (account, region, alias_name, key_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend)?
+                .execute(params![key.account, key.region, alias, key.key_id, key.created_ms])
+                .map_err(|e| constraint(e, alias))?;
+            }
+            Ok(Applied::Done)
+        }
+        Write::CreatePrincipal(p) => {
+            conn.prepare_cached(
+                "INSERT INTO principals (arn, account, kind, name, unique_id, created_ms, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                p.arn,
+                p.account,
+                p.kind,
+                p.name,
+                p.unique_id,
+                p.created_ms,
+                p.meta
+            ])
+            .map_err(|e| constraint(e, "principal"))?;
+            Ok(Applied::Done)
+        }
+        Write::CreateAccessKey(k) => {
+            conn.prepare_cached(
+                "INSERT INTO access_keys (access_key_id, principal_arn, status, sealed_secret, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend)?
+            .execute(params![k.access_key_id, k.principal_arn, k.status, k.sealed_secret, k.created_ms])
+            .map_err(|e| constraint(e, "access key"))?;
+            Ok(Applied::Done)
+        }
+    }
+}
+
+fn insert_secret(conn: &Connection, r: &SecretRow) -> Result<i64> {
+    let res = conn
+        .prepare_cached(
+            "INSERT INTO secrets (account, region, name, arn, revision, created_ms, last_changed_ms,
+                                  last_accessed_ms, deleted_ms, purge_at_ms, meta)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(backend)?
+        .execute(params![
+            r.account,
+            r.region,
+            r.name,
+            r.arn,
+            r.created_ms,
+            r.last_changed_ms,
+            r.last_accessed_ms,
+            r.deleted_ms,
+            r.purge_at_ms,
+            r.meta
+        ]);
+    match res {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
+            Err(StoreError::NameExists)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
+fn update_secret(conn: &Connection, r: &SecretRow) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE secrets SET revision = revision + 1, last_changed_ms = ?3, deleted_ms = ?4, purge_at_ms = ?5,
+                                meta = ?6
+             WHERE id = ?1 AND revision = ?2",
+        )
+        .map_err(backend)?
+        .execute(params![r.id, r.revision, r.last_changed_ms, r.deleted_ms, r.purge_at_ms, r.meta])
+        .map_err(backend)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict)
+    }
+}
+
+fn insert_version(conn: &Connection, secret_id: i64, v: &NewVersion) -> Result<()> {
+    let (kind, key, wrapped, ct) = match &v.value {
+        Some(s) => (
+            Some(s.kind.as_str()),
+            Some(s.kms_key_id.as_str()),
+            Some(s.wrapped_key.as_slice()),
+            Some(s.ciphertext.as_slice()),
+        ),
+        None => (None, None, None, None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO secret_versions (secret_id, version_id, created_ms, value_kind, kms_key_id, wrapped_key, ciphertext)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .map_err(backend)?
+    .execute(params![secret_id, v.version_id, v.created_ms, kind, key, wrapped, ct])
+    .map_err(|e| constraint(e, &v.version_id))?;
+    Ok(())
+}
+
+fn fill_version(
+    conn: &Connection,
+    secret_id: i64,
+    version_id: &str,
+    s: &SealedValue,
+) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE secret_versions SET value_kind = ?3, kms_key_id = ?4, wrapped_key = ?5, ciphertext = ?6
+             WHERE secret_id = ?1 AND version_id = ?2 AND ciphertext IS NULL",
+        )
+        .map_err(backend)?
+        .execute(params![secret_id, version_id, s.kind.as_str(), s.kms_key_id, s.wrapped_key, s.ciphertext])
+        .map_err(backend)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict)
+    }
+}
+
+fn replace_stages(conn: &Connection, secret_id: i64, stages: &[(String, String)]) -> Result<()> {
+    conn.prepare_cached("DELETE FROM version_stages WHERE secret_id = ?1")
+        .map_err(backend)?
+        .execute([secret_id])
+        .map_err(backend)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO version_stages (secret_id, stage, version_id) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for (stage, vid) in stages {
+        stmt.execute(params![secret_id, stage, vid])
+            .map_err(|e| StoreError::Backend(format!("label {stage} -> {vid}: {e}")))?;
+    }
+    Ok(())
+}

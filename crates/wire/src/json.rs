@@ -1,0 +1,86 @@
+//! awsJson1_1 request decoding. Errors name the member that was wrong and
+//! never echo the value it held (it may be a secret).
+
+use serde::de::DeserializeOwned;
+
+use crate::AwsError;
+
+/// Decode a request body. An empty body counts as `{}` (some clients send
+/// nothing for operations without input).
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = redact_quoted(&inner.to_string());
+        if inner.is_data() && path != "." {
+            AwsError::serialization(format!("Invalid value for member '{path}': {what}"))
+        } else {
+            AwsError::serialization(format!(
+                "The request body is not a valid JSON object: {what}"
+            ))
+        }
+    })?;
+    Ok(value)
+}
+
+/// serde_json quotes offending values (`invalid type: string "x", ...`);
+/// drop them so a misplaced secret never travels back in an error or log.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut in_quote = false;
+    let mut chars = msg.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' if !in_quote => {
+                in_quote = true;
+                out.push_str("<value>");
+            }
+            '"' | '`' if in_quote => in_quote = false,
+            '\\' if in_quote => {
+                chars.next();
+            }
+            _ if in_quote => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Serialize a response body; our response types cannot fail to serialize.
+pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    #[serde(rename_all = "PascalCase")]
+    struct T {
+        secret_id: Option<String>,
+        tags: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn errors_name_the_member_not_the_value() {
+        let e = decode::<T>(br#"{"SecretId": 5}"#).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        assert!(e.message.contains("SecretId"), "{}", e.message);
+        let e = decode::<T>(br#"{"Tags": "hunter2"}"#).unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        let e = decode::<T>(b"{not json").unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        let e = decode::<T>(b"[1]").unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        assert!(decode::<T>(b"").is_ok());
+        assert!(decode::<T>(br#"{"Unknown": 1}"#).is_ok());
+    }
+}

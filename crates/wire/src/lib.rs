@@ -1,0 +1,15 @@
+//! The AWS wire protocols as Tumbler speaks them: awsJson1_1 (Secrets
+//! Manager, later KMS) and awsQuery (STS, later IAM). Shapes, model
+//! constraints with AWS's validation wording, and error encodings.
+//!
+//! Pure: no I/O, no knowledge of HTTP servers or storage.
+
+mod error;
+mod json;
+pub mod query;
+pub mod secretsmanager;
+mod validate;
+
+pub use error::AwsError;
+pub use json::{decode, encode};
+pub use validate::Validator;

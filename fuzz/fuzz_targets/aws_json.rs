@@ -1,0 +1,38 @@
+//! Arbitrary bytes as the JSON body of every Secrets Manager operation and
+//! as a Query (STS) form body: decoding and validation must never panic,
+//! and every failure must be one of AWS's client error codes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tumbler_wire::secretsmanager as sm;
+use tumbler_wire::{AwsError, decode};
+
+fn check<T: serde::de::DeserializeOwned>(body: &[u8], validate: fn(&T) -> Result<(), AwsError>) {
+    match decode::<T>(body) {
+        Ok(req) => {
+            if let Err(e) = validate(&req) {
+                assert_eq!(e.code, "ValidationException");
+            }
+        }
+        Err(e) => assert_eq!(e.code, "SerializationException"),
+    }
+}
+
+fuzz_target!(|body: &[u8]| {
+    check::<sm::CreateSecretRequest>(body, sm::CreateSecretRequest::validate);
+    check::<sm::GetSecretValueRequest>(body, sm::GetSecretValueRequest::validate);
+    check::<sm::BatchGetSecretValueRequest>(body, sm::BatchGetSecretValueRequest::validate);
+    check::<sm::PutSecretValueRequest>(body, sm::PutSecretValueRequest::validate);
+    check::<sm::UpdateSecretRequest>(body, sm::UpdateSecretRequest::validate);
+    check::<sm::ListSecretsRequest>(body, sm::ListSecretsRequest::validate);
+    check::<sm::ListSecretVersionIdsRequest>(body, sm::ListSecretVersionIdsRequest::validate);
+    check::<sm::UpdateSecretVersionStageRequest>(body, sm::UpdateSecretVersionStageRequest::validate);
+    check::<sm::DeleteSecretRequest>(body, sm::DeleteSecretRequest::validate);
+    check::<sm::TagResourceRequest>(body, sm::TagResourceRequest::validate);
+    check::<sm::UntagResourceRequest>(body, sm::UntagResourceRequest::validate);
+    check::<sm::GetRandomPasswordRequest>(body, sm::GetRandomPasswordRequest::validate);
+    check::<sm::PutResourcePolicyRequest>(body, sm::PutResourcePolicyRequest::validate);
+    check::<sm::ReplicateSecretToRegionsRequest>(body, sm::ReplicateSecretToRegionsRequest::validate);
+    check::<sm::RemoveRegionsFromReplicationRequest>(body, sm::RemoveRegionsFromReplicationRequest::validate);
+    let _ = tumbler_wire::query::parse_params(std::str::from_utf8(body).ok(), body);
+});
