@@ -38,7 +38,10 @@ if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
   if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     die "python3 has no ensurepip module, so it cannot create a virtualenv with pip. On Debian/Ubuntu run: apt-get install python3-venv (or python3.X-venv for your version), then re-run this script."
   fi
-  python3 -m venv "$VENV" >&2 || die "python3 -m venv $VENV failed (Debian: apt-get install python3-venv)"
+  if ! python3 -m venv "$VENV" >&2 || [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    die "python3 -m venv $VENV failed: ensurepip/pip is probably missing from this python3. On Debian/Ubuntu run: apt-get install python3-venv, then re-run this script."
+  fi
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1

@@ -16,11 +16,7 @@ pub fn tumbler_bin() -> PathBuf {
     }
     // target/<profile>/deps/it-<hash> -> target/<profile>/tumbler
     let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("tumbler");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("tumbler");
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build -p tumbler` first",
@@ -119,12 +115,7 @@ impl Server {
         self.client_with(AKID, SECRET, "us-east-1")
     }
 
-    pub fn client_with(
-        &self,
-        akid: &str,
-        secret: &str,
-        region: &str,
-    ) -> aws_sdk_secretsmanager::Client {
+    pub fn client_with(&self, akid: &str, secret: &str, region: &str) -> aws_sdk_secretsmanager::Client {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))

@@ -17,12 +17,7 @@ async fn kill_nine_loses_no_acknowledged_write() {
     {
         let c = server.client();
         for n in &names {
-            c.create_secret()
-                .name(n)
-                .secret_string("v0")
-                .send()
-                .await
-                .unwrap();
+            c.create_secret().name(n).secret_string("v0").send().await.unwrap();
         }
     }
     let acked: Arc<Mutex<Acked>> = Arc::default();
@@ -35,13 +30,7 @@ async fn kill_nine_loses_no_acknowledged_write() {
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
                     let value = format!("{n}-r{round}-{i}");
-                    match c
-                        .put_secret_value()
-                        .secret_id(&n)
-                        .secret_string(&value)
-                        .send()
-                        .await
-                    {
+                    match c.put_secret_value().secret_id(&n).secret_string(&value).send().await {
                         Ok(r) => acked
                             .lock()
                             .unwrap()
@@ -70,14 +59,8 @@ async fn kill_nine_loses_no_acknowledged_write() {
                 .collect();
             assert_eq!(current.len(), 1, "exactly one AWSCURRENT for {n}");
             for (vid, value) in acked.get(n).into_iter().flatten() {
-                let v = c
-                    .get_secret_value()
-                    .secret_id(n)
-                    .version_id(vid)
-                    .send()
-                    .await;
-                let v = v
-                    .unwrap_or_else(|e| panic!("acknowledged version {vid} of {n} is gone: {e:?}"));
+                let v = c.get_secret_value().secret_id(n).version_id(vid).send().await;
+                let v = v.unwrap_or_else(|e| panic!("acknowledged version {vid} of {n} is gone: {e:?}"));
                 assert_eq!(v.secret_string(), Some(value.as_str()));
             }
         }
@@ -90,9 +73,7 @@ async fn kill_nine_loses_no_acknowledged_write() {
     let data = server.data_dir();
     let _dir = server.kill();
     let db = rusqlite::Connection::open(data.join("tumbler.db")).unwrap();
-    let ok: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
     let orphans: i64 = db
         .query_row(

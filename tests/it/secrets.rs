@@ -20,12 +20,7 @@ async fn create_get_put_and_labels() {
             .unwrap()
             .starts_with("arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db-")
     );
-    let got = c
-        .get_secret_value()
-        .secret_id("app/db")
-        .send()
-        .await
-        .unwrap();
+    let got = c.get_secret_value().secret_id("app/db").send().await.unwrap();
     assert_eq!(got.secret_string(), Some(r#"{"password":"one"}"#));
     assert_eq!(got.version_stages(), ["AWSCURRENT"]);
 
@@ -66,12 +61,7 @@ async fn create_get_put_and_labels() {
     assert_eq!(b.secret_binary().unwrap().as_ref(), &[0, 1, 2, 0xff]);
     assert!(b.secret_string().is_none());
 
-    let e = c
-        .get_secret_value()
-        .secret_id("missing")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.get_secret_value().secret_id("missing").send().await.unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
     let e = c
         .create_secret()
@@ -130,12 +120,7 @@ async fn secrets_are_per_region() {
         .send()
         .await
         .unwrap();
-    let e = west
-        .get_secret_value()
-        .secret_id("r")
-        .send()
-        .await
-        .unwrap_err();
+    let e = west.get_secret_value().secret_id("r").send().await.unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
     west.create_secret()
         .name("r")
@@ -178,10 +163,7 @@ async fn ciphertext_moved_between_rows_fails_to_decrypt_and_plaintext_never_stor
     let data = s.data_dir();
     let log = s.stderr_log.clone();
     let dir = s.kill();
-    assert!(
-        !file_contains(&log, canary_a.as_bytes()),
-        "plaintext in the log"
-    );
+    assert!(!file_contains(&log, canary_a.as_bytes()), "plaintext in the log");
 
     for f in ["tumbler.db", "tumbler.db-wal"] {
         assert!(
@@ -213,12 +195,7 @@ async fn ciphertext_moved_between_rows_fails_to_decrypt_and_plaintext_never_stor
 
     let s = Server::start_in(dir, true);
     let c = s.client();
-    let e = c
-        .get_secret_value()
-        .secret_id("a")
-        .send()
-        .await
-        .unwrap_err();
+    let e = c.get_secret_value().secret_id("a").send().await.unwrap_err();
     assert_eq!(code(&e), "DecryptionFailure");
     assert!(!format!("{e:?}").contains("canary"));
     // The untouched secret still reads.

@@ -244,7 +244,8 @@ def server(tmp_path_factory) -> TumblerServer:
     """A plain-HTTP server shared by the whole session."""
     srv = start_server(tmp_path_factory.mktemp("tumbler-http"), tls=False)
     yield srv
-    srv.stop()
+    code = srv.stop()
+    assert code == 0, f"shared HTTP server exited with {code} on SIGTERM; stderr tail: {srv.read_stderr()[-2000:]}"
 
 
 @pytest.fixture(scope="session")
@@ -252,7 +253,8 @@ def tls_server(tmp_path_factory) -> TumblerServer:
     """An HTTPS server (generated certificate, CA in DATA/ca.pem) shared by the session."""
     srv = start_server(tmp_path_factory.mktemp("tumbler-https"), tls=True)
     yield srv
-    srv.stop()
+    code = srv.stop()
+    assert code == 0, f"shared HTTPS server exited with {code} on SIGTERM; stderr tail: {srv.read_stderr()[-2000:]}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ These tests send raw requests signed with botocore's own SigV4Auth, then break
 them in one way each. None of them may produce an HTTP 500."""
 
 import datetime as dt
+import hashlib
 import json
 import re
 
@@ -68,19 +69,7 @@ def test_wrong_secret_key(raw, secret_name):
 
 
 def test_wrong_secret_key_via_boto3(server, secret_name):
-    from conftest import ACCESS_KEY as AK
-
-    import boto3
-    from botocore.config import Config
-
-    c = boto3.session.Session().client(
-        "secretsmanager",
-        region_name="us-east-1",
-        endpoint_url=server.url,
-        aws_access_key_id=AK,
-        aws_secret_access_key="y" * 40,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    c = make_client(server, secret_key="y" * 40)
     with raises_aws("InvalidSignatureException"):
         c.get_secret_value(SecretId=secret_name)
 
@@ -189,6 +178,47 @@ def test_scope_for_another_service(raw, secret_name):
     r = raw("GetSecretValue", {"SecretId": secret_name}, service="kms")
     assert r.status == 400, (r.status, r.body)
     assert r.code in ("InvalidSignatureException", "IncompleteSignatureException"), r.body
+
+
+def test_signed_content_sha256_is_checked(raw):
+    # If present and signed, x-amz-content-sha256 is the payload hash and must match the body.
+    body = json.dumps({"MaxResults": 1}).encode()
+    good = hashlib.sha256(body).hexdigest()
+    r = raw("ListSecrets", body, headers={"X-Amz-Content-Sha256": good})
+    assert r.status == 200, r.body
+    r = raw(
+        "ListSecrets",
+        body,
+        headers={"X-Amz-Content-Sha256": good},
+        after_sign=lambda h, b: (h, b.replace(b"1", b"2")),
+    )
+    assert_client_error(r, "InvalidSignatureException")
+    r = raw("ListSecrets", body, headers={"X-Amz-Content-Sha256": hashlib.sha256(b"other").hexdigest()})
+    assert_client_error(r, "InvalidSignatureException")
+
+
+def test_unsigned_payload_is_not_500(raw):
+    r = raw("ListSecrets", {"MaxResults": 1}, headers={"X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD"})
+    assert r.status in (200, 400), (r.status, r.body)
+    if r.status == 400:
+        assert r.code in ("IncompleteSignatureException", "InvalidSignatureException"), r.body
+
+
+def test_scope_date_must_match_x_amz_date(raw):
+    def redate(headers, body):
+        headers = dict(headers)
+        headers["X-Amz-Date"] = (utcnow() - dt.timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")
+        return headers, body
+
+    r = raw("ListSecrets", {"MaxResults": 1}, after_sign=redate)
+    assert r.status == 400, (r.status, r.body)
+    assert r.code in ("InvalidSignatureException", "IncompleteSignatureException"), r.body
+
+
+def test_any_region_in_scope_is_served(raw):
+    # "Regions come from the request's SigV4 scope" (PRODUCT.md).
+    r = raw("ListSecrets", {"MaxResults": 1}, region="eu-central-1")
+    assert r.status == 200, r.body
 
 
 # ---------------------------------------------------------------- protocol errors
@@ -319,14 +349,12 @@ def test_https_with_aws_cli_and_ca_bundle(tls_server, aws_cli, name):
 
 def test_https_rejects_untrusted_client_verification(tls_server):
     # Without the CA the generated certificate must not verify (it is not a public CA's).
-    import ssl
     import urllib3
 
     pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=None)
     with pytest.raises(urllib3.exceptions.MaxRetryError) as ei:
         pool.request("POST", tls_server.url + "/", body=b"{}", retries=0)
     assert isinstance(ei.value.reason, urllib3.exceptions.SSLError)
-    del ssl
 
 
 def test_https_raw_signed_request(tls_server):

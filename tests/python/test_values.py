@@ -651,3 +651,41 @@ def test_concurrent_puts_and_reads_never_fail(sm_pool, name):
         assert flat == ["AWSCURRENT", "AWSPREVIOUS"], stages
         versions = clients[0].list_secret_version_ids(SecretId=n, IncludeDeprecated=True)["Versions"]
         assert len(versions) == 1 + threads // 2
+
+
+# ---------------------------------------------------------------- model constraints (coral ValidationException)
+
+
+@pytest.mark.parametrize(
+    "op,kwargs,member",
+    [
+        ("create_secret", {"Name": "a" * 513, "SecretString": "v"}, "name"),
+        ("create_secret", {"Name": "py-desc-long", "SecretString": "v", "Description": "d" * 2049}, "description"),
+        ("list_secrets", {"MaxResults": 0}, "maxResults"),
+        ("list_secrets", {"MaxResults": 101}, "maxResults"),
+        ("list_secrets", {"SortOrder": "sideways"}, "sortOrder"),
+        ("get_random_password", {"PasswordLength": 0}, "passwordLength"),
+        ("get_secret_value", {"SecretId": "py-any", "VersionId": "abc"}, "versionId"),
+        ("batch_get_secret_value", {"SecretIdList": [f"x{i}" for i in range(21)]}, "secretIdList"),
+    ],
+)
+def test_model_constraints_are_validation_exceptions(sm_novalidate, op, kwargs, member):
+    # Generic coral form: "1 validation error detected: Value ... at '<member>' failed to satisfy constraint: ..."
+    with raises_aws("ValidationException") as err:
+        getattr(sm_novalidate, op)(**kwargs)
+    assert err.message.startswith("1 validation error detected: Value"), err.message
+    assert f"at '{member}' failed to satisfy constraint" in err.message, err.message
+
+
+@pytest.mark.parametrize("member,value", [("SecretString", ""), ("SecretBinary", b"")])
+def test_empty_value_is_rejected(sm_novalidate, name, member, value):
+    sm_novalidate.create_secret(Name=name, SecretString="v")
+    with raises_aws("ValidationException"):
+        sm_novalidate.put_secret_value(SecretId=name, **{member: value})
+    assert sm_novalidate.get_secret_value(SecretId=name)["SecretString"] == "v"
+
+
+def test_too_many_version_stages(sm_novalidate, name):
+    sm_novalidate.create_secret(Name=name, SecretString="v")
+    with raises_aws("ValidationException"):
+        sm_novalidate.put_secret_value(SecretId=name, SecretString="v2", VersionStages=[f"s{i}" for i in range(21)])

@@ -66,12 +66,9 @@ fn root_key(dir: &Path) -> Result<RootKey> {
                 mode & 0o777
             );
         }
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let bytes = hex::decode(text.trim())
-            .with_context(|| format!("{} is not a hex key", path.display()))?;
-        return RootKey::from_bytes(&bytes)
-            .with_context(|| format!("{} must hold 32 bytes", path.display()));
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))?;
+        return RootKey::from_bytes(&bytes).with_context(|| format!("{} must hold 32 bytes", path.display()));
     }
     let key = RootKey::generate()?;
     write_private(&path, format!("{}\n", hex::encode(key.expose())).as_bytes())?;
@@ -88,15 +85,8 @@ fn tls_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>> {
     let dir = opts.data_dir.join("tls");
     let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
     if !cert.exists() || !key.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        let mut names = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-        ];
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
         let ip = opts.listen.ip();
         if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
             names.push(ip.to_string());
@@ -123,10 +113,8 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         .create(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
     let root = root_key(&opts.data_dir)?;
-    let store: Arc<dyn tumbler_store::Store> = Arc::new(
-        tumbler_store::SqliteStore::open(&opts.data_dir.join("tumbler.db"))
-            .context("cannot open the store")?,
-    );
+    let store: Arc<dyn tumbler_store::Store> =
+        Arc::new(tumbler_store::SqliteStore::open(&opts.data_dir.join("tumbler.db")).context("cannot open the store")?);
     let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
     let identity = Arc::new(Identity::new(store.clone(), &root));
     let secrets = Arc::new(SecretsService::new(store, kms));

@@ -65,8 +65,7 @@ impl RootKey {
     /// A key-encryption key for one purpose. Distinct purposes give
     /// independent keys, so one compromised use cannot open another's data.
     pub fn derive(&self, purpose: Purpose) -> Kek {
-        let prk =
-            hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(self.0.expose());
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(self.0.expose());
         let info = [purpose.label().as_bytes()];
         let mut out = [0u8; KEY_LEN];
         // Expanding 32 bytes from SHA-256 cannot fail (limit is 255 * 32).
@@ -147,21 +146,14 @@ impl Kek {
 
 /// Seal `plaintext` under a fresh data key; returns the data key (to be
 /// wrapped by a KMS key) and the sealed value.
-pub fn seal_with_new_data_key(
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<(Sensitive, Vec<u8>), CryptoError> {
+pub fn seal_with_new_data_key(plaintext: &[u8], aad: &[u8]) -> Result<(Sensitive, Vec<u8>), CryptoError> {
     let dek = generate_key()?;
     let sealed = Kek::new(dek.expose())?.seal(plaintext, aad)?;
     Ok((dek, sealed))
 }
 
 /// Open a value sealed by [`seal_with_new_data_key`].
-pub fn open_with_data_key(
-    dek: &Sensitive,
-    sealed: &[u8],
-    aad: &[u8],
-) -> Result<Sensitive, CryptoError> {
+pub fn open_with_data_key(dek: &Sensitive, sealed: &[u8], aad: &[u8]) -> Result<Sensitive, CryptoError> {
     Kek::new(dek.expose())?.open(sealed, aad)
 }
 
@@ -173,9 +165,7 @@ mod tests {
     fn seal_open_roundtrip_and_aad_binding() {
         let (dek, sealed) = seal_with_new_data_key(b"alice-secret", b"arn|v1").unwrap();
         assert_eq!(
-            open_with_data_key(&dek, &sealed, b"arn|v1")
-                .unwrap()
-                .expose(),
+            open_with_data_key(&dek, &sealed, b"arn|v1").unwrap().expose(),
             b"alice-secret"
         );
         assert_eq!(
@@ -197,15 +187,9 @@ mod tests {
     #[test]
     fn purposes_differ() {
         let root = RootKey::from_bytes(&[1u8; 32]).unwrap();
-        let a = root
-            .derive(Purpose::KmsKeyMaterial)
-            .seal(b"m", b"")
-            .unwrap();
+        let a = root.derive(Purpose::KmsKeyMaterial).seal(b"m", b"").unwrap();
         assert!(root.derive(Purpose::AccessKeySecret).open(&a, b"").is_err());
         assert!(root.derive(Purpose::KmsKeyMaterial).open(&a, b"").is_ok());
-        assert_eq!(
-            RootKey::from_bytes(&[1u8; 3]).err(),
-            Some(CryptoError::KeyLength)
-        );
+        assert_eq!(RootKey::from_bytes(&[1u8; 3]).err(), Some(CryptoError::KeyLength));
     }
 }

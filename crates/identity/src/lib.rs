@@ -59,10 +59,7 @@ const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
 
 /// `AKIA` + 16 characters of AWS's access key alphabet.
 pub fn new_access_key_id() -> Result<String, IdentityError> {
-    Ok(format!(
-        "AKIA{}",
-        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
-    ))
+    Ok(format!("AKIA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?))
 }
 
 /// 40 characters, like AWS's secret access keys.
@@ -123,10 +120,7 @@ impl Identity {
                 account: account.to_owned(),
                 kind: "user".into(),
                 name: "admin".into(),
-                unique_id: format!(
-                    "AIDA{}",
-                    random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
-                ),
+                unique_id: format!("AIDA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?),
                 created_ms: now,
                 meta: r#"{"Path":"/","Bootstrap":true}"#.into(),
             }));
@@ -135,9 +129,7 @@ impl Identity {
             access_key_id: access_key_id.to_owned(),
             principal_arn: arn,
             status: "Active".into(),
-            sealed_secret: self
-                .kek
-                .seal(secret.expose().as_bytes(), access_key_id.as_bytes())?,
+            sealed_secret: self.kek.seal(secret.expose().as_bytes(), access_key_id.as_bytes())?,
             created_ms: now,
         }));
         self.store.apply(writes)?;
@@ -145,12 +137,7 @@ impl Identity {
     }
 
     fn credential(&self, access_key_id: &str) -> Result<Option<Arc<Credential>>, IdentityError> {
-        if let Some(c) = self
-            .credentials
-            .read()
-            .ok()
-            .and_then(|m| m.get(access_key_id).cloned())
-        {
+        if let Some(c) = self.credentials.read().ok().and_then(|m| m.get(access_key_id).cloned()) {
             return Ok(Some(c));
         }
         let Some(row) = self.store.access_key(access_key_id)? else {
@@ -159,9 +146,7 @@ impl Identity {
         let Some(p) = self.store.principal(&row.principal_arn)? else {
             return Ok(None);
         };
-        let secret = self
-            .kek
-            .open(&row.sealed_secret, access_key_id.as_bytes())?;
+        let secret = self.kek.open(&row.sealed_secret, access_key_id.as_bytes())?;
         let cred = Arc::new(Credential {
             principal: Arc::new(Principal {
                 arn: p.arn,
@@ -200,20 +185,10 @@ impl Identity {
             region.to_owned(),
             service.to_owned(),
         );
-        if let Some(k) = self
-            .signing_keys
-            .read()
-            .ok()
-            .and_then(|m| m.get(&scope).cloned())
-        {
+        if let Some(k) = self.signing_keys.read().ok().and_then(|m| m.get(&scope).cloned()) {
             return Ok(Some((cred.principal.clone(), k)));
         }
-        let key = Arc::new(SigningKey::derive(
-            cred.secret.expose(),
-            date,
-            region,
-            service,
-        ));
+        let key = Arc::new(SigningKey::derive(cred.secret.expose(), date, region, service));
         if let Ok(mut m) = self.signing_keys.write() {
             if m.len() >= MAX_CACHED_SIGNING_KEYS {
                 m.clear();
@@ -253,11 +228,7 @@ mod tests {
         );
         // The secret is not stored in plaintext.
         let row = store.access_key(&akid).unwrap().unwrap();
-        assert!(
-            !row.sealed_secret
-                .windows(40)
-                .any(|w| w == secret.expose().as_bytes())
-        );
+        assert!(!row.sealed_secret.windows(40).any(|w| w == secret.expose().as_bytes()));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -88,9 +88,7 @@ impl Kms {
         let key_id = uuid::Uuid::new_v4().to_string();
         let arn = format!("arn:aws:kms:{region}:{account}:key/{key_id}");
         let material = tumbler_crypto::generate_key()?;
-        let wrapped = self
-            .material_kek
-            .seal(material.expose(), &material_aad(&key_id, 1))?;
+        let wrapped = self.material_kek.seal(material.expose(), &material_aad(&key_id, 1))?;
         let row = KmsKeyRow {
             key_id: key_id.clone(),
             account: account.to_owned(),
@@ -117,12 +115,7 @@ impl Kms {
             .ok_or_else(|| KmsError::NotFound("the default key vanished after creation".into()))
     }
 
-    fn by_alias(
-        &self,
-        account: &str,
-        region: &str,
-        alias: &str,
-    ) -> Result<Option<KeyRef>, KmsError> {
+    fn by_alias(&self, account: &str, region: &str, alias: &str) -> Result<Option<KeyRef>, KmsError> {
         let Some(id) = self.store.kms_alias(account, region, alias)? else {
             return Ok(None);
         };
@@ -131,21 +124,14 @@ impl Kms {
 
     /// Resolve a key id, key ARN, alias name or alias ARN in the caller's
     /// account and region, as KMS does.
-    pub fn resolve(
-        &self,
-        account: &str,
-        region: &str,
-        reference: &str,
-    ) -> Result<KeyRef, KmsError> {
+    pub fn resolve(&self, account: &str, region: &str, reference: &str) -> Result<KeyRef, KmsError> {
         let not_found = || KmsError::NotFound(format!("Key '{reference}' does not exist"));
         if reference == SECRETS_MANAGER_ALIAS {
             return self.default_secrets_key(account, region);
         }
         if let Some(alias) = reference.strip_prefix("alias/") {
             let _ = alias;
-            return self
-                .by_alias(account, region, reference)?
-                .ok_or_else(not_found);
+            return self.by_alias(account, region, reference)?.ok_or_else(not_found);
         }
         if let Some(arn) = tumbler_types::Arn::parse(reference) {
             if arn.service != "kms" || arn.account != account || arn.region != region {
@@ -155,15 +141,12 @@ impl Kms {
                 return self.default_secrets_key(account, region);
             }
             if arn.resource.starts_with("alias/") {
-                return self
-                    .by_alias(account, region, arn.resource)?
-                    .ok_or_else(not_found);
+                return self.by_alias(account, region, arn.resource)?.ok_or_else(not_found);
             }
             let id = arn.resource.strip_prefix("key/").ok_or_else(not_found)?;
             return self.by_id(account, region, id)?.ok_or_else(not_found);
         }
-        self.by_id(account, region, reference)?
-            .ok_or_else(not_found)
+        self.by_id(account, region, reference)?.ok_or_else(not_found)
     }
 
     fn by_id(&self, account: &str, region: &str, id: &str) -> Result<Option<KeyRef>, KmsError> {
@@ -187,9 +170,7 @@ impl Kms {
             .store
             .kms_material(key_id, version as i64)?
             .ok_or(KmsError::InvalidCiphertext)?;
-        let plain = self
-            .material_kek
-            .open(&wrapped, &material_aad(key_id, version))?;
+        let plain = self.material_kek.open(&wrapped, &material_aad(key_id, version))?;
         let kek = Arc::new(Kek::new(plain.expose())?);
         if let Ok(mut m) = self.material.write() {
             m.insert((key_id.to_owned(), version), kek.clone());
@@ -222,10 +203,7 @@ impl Kms {
         let row = self.usable(&key.key_id)?;
         let version = row.current_material as u32;
         let kek = self.material(&row.key_id, version)?;
-        let sealed = kek.seal(
-            data_key.expose(),
-            &context_aad(&row.key_id, version, context),
-        )?;
+        let sealed = kek.seal(data_key.expose(), &context_aad(&row.key_id, version, context))?;
         let mut blob = Vec::with_capacity(1 + KEY_ID_LEN + 4 + sealed.len());
         blob.push(BLOB_VERSION);
         blob.extend_from_slice(row.key_id.as_bytes());
@@ -235,11 +213,7 @@ impl Kms {
     }
 
     /// Unwrap a ciphertext blob; the key is named by the blob itself.
-    pub fn unwrap(
-        &self,
-        blob: &[u8],
-        context: EncryptionContext<'_>,
-    ) -> Result<Sensitive, KmsError> {
+    pub fn unwrap(&self, blob: &[u8], context: EncryptionContext<'_>) -> Result<Sensitive, KmsError> {
         let (key_id, version, sealed) = parse_blob(blob).ok_or(KmsError::InvalidCiphertext)?;
         self.usable(key_id)?;
         let kek = self.material(key_id, version)?;
@@ -285,23 +259,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-        (
-            dir,
-            Kms::new(store, &RootKey::from_bytes(&[9; 32]).unwrap()),
-        )
+        (dir, Kms::new(store, &RootKey::from_bytes(&[9; 32]).unwrap()))
     }
 
     #[test]
     fn default_key_wraps_with_context() {
         let (dir, kms) = kms();
-        let k = kms
-            .default_secrets_key("000000000000", "us-east-1")
-            .unwrap();
-        assert_eq!(
-            k,
-            kms.default_secrets_key("000000000000", "us-east-1")
-                .unwrap()
-        );
+        let k = kms.default_secrets_key("000000000000", "us-east-1").unwrap();
+        assert_eq!(k, kms.default_secrets_key("000000000000", "us-east-1").unwrap());
         assert_eq!(kms.resolve("000000000000", "us-east-1", &k.arn).unwrap(), k);
         assert_eq!(
             kms.resolve("000000000000", "us-east-1", "alias/aws/secretsmanager")
@@ -321,10 +286,7 @@ mod tests {
             kms.unwrap(&blob, &[("SecretARN", "b")]),
             Err(KmsError::InvalidCiphertext)
         ));
-        assert!(matches!(
-            kms.unwrap(&blob[..10], &[]),
-            Err(KmsError::InvalidCiphertext)
-        ));
+        assert!(matches!(kms.unwrap(&blob[..10], &[]), Err(KmsError::InvalidCiphertext)));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -25,11 +25,12 @@ pub fn compile(filters: &[Filter]) -> Result<Vec<Compiled>, AwsError> {
                 .key
                 .clone()
                 .ok_or_else(|| AwsError::invalid_parameter("Invalid filter key"))?;
-            let values = f.values.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
-                AwsError::invalid_parameter(format!("Invalid filter values for key: {key}"))
-            })?;
-            let (negative, positive): (Vec<_>, Vec<_>) =
-                values.into_iter().partition(|v| v.starts_with('!'));
+            let values = f
+                .values
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| AwsError::invalid_parameter(format!("Invalid filter values for key: {key}")))?;
+            let (negative, positive): (Vec<_>, Vec<_>) = values.into_iter().partition(|v| v.starts_with('!'));
             Ok(Compiled {
                 key,
                 positive,
@@ -42,8 +43,7 @@ pub fn compile(filters: &[Filter]) -> Result<Vec<Compiled>, AwsError> {
 pub fn matches(filters: &[Compiled], row: &SecretRow, meta: &SecretMeta) -> bool {
     filters.iter().all(|f| {
         let hit = |v: &str| value_matches(&f.key, v, row, meta);
-        (f.positive.is_empty() || f.positive.iter().any(|v| hit(v)))
-            && !f.negative.iter().any(|v| hit(v))
+        (f.positive.is_empty() || f.positive.iter().any(|v| hit(v))) && !f.negative.iter().any(|v| hit(v))
     })
 }
 
@@ -53,14 +53,8 @@ fn value_matches(key: &str, value: &str, row: &SecretRow, meta: &SecretMeta) -> 
         "name" => row.name.starts_with(value),
         "tag-key" => tags.iter().any(|t| t.key.starts_with(value)),
         "tag-value" => tags.iter().any(|t| t.value.starts_with(value)),
-        "primary-region" => meta
-            .primary_region
-            .as_deref()
-            .is_some_and(|r| r.starts_with(value)),
-        "owning-service" => meta
-            .owning_service
-            .as_deref()
-            .is_some_and(|s| s.starts_with(value)),
+        "primary-region" => meta.primary_region.as_deref().is_some_and(|r| r.starts_with(value)),
+        "owning-service" => meta.owning_service.as_deref().is_some_and(|s| s.starts_with(value)),
         "description" => words_match(value, &[meta.description.as_deref().unwrap_or_default()]),
         "all" => {
             let mut fields: Vec<&str> = vec![&row.name];
@@ -81,10 +75,7 @@ fn value_matches(key: &str, value: &str, row: &SecretRow, meta: &SecretMeta) -> 
 /// case-insensitive prefix of some token of some field. A value with no word
 /// characters matches nothing.
 fn words_match(value: &str, fields: &[&str]) -> bool {
-    let words: Vec<String> = tokens(value)
-        .into_iter()
-        .map(|w| w.to_lowercase())
-        .collect();
+    let words: Vec<String> = tokens(value).into_iter().map(|w| w.to_lowercase()).collect();
     if words.is_empty() {
         return false;
     }
@@ -93,9 +84,7 @@ fn words_match(value: &str, fields: &[&str]) -> bool {
         .flat_map(|f| tokens(f))
         .map(|t| t.to_lowercase())
         .collect();
-    words
-        .iter()
-        .all(|w| tokens.iter().any(|t| t.starts_with(w.as_str())))
+    words.iter().all(|w| tokens.iter().any(|t| t.starts_with(w.as_str())))
 }
 
 fn is_separator(c: char) -> bool {
@@ -163,22 +152,10 @@ mod tests {
         let m = SecretMeta::default();
         assert!(matches(&f("all", &["AppBeta"]), &row("prod/AppBeta/x"), &m));
         assert!(matches(&f("all", &["Beta"]), &row("prod/AppBeta/x"), &m));
-        assert!(matches(
-            &f("all", &["Ythings"]),
-            &row("uat/COMPANYthings/x"),
-            &m
-        ));
-        assert!(!matches(
-            &f("all", &["things"]),
-            &row("uat/COMPANYthings/x"),
-            &m
-        ));
+        assert!(matches(&f("all", &["Ythings"]), &row("uat/COMPANYthings/x"), &m));
+        assert!(!matches(&f("all", &["things"]), &row("uat/COMPANYthings/x"), &m));
         assert!(!matches(&f("all", &["N"]), &row("uat/COMPANYthings/x"), &m));
-        assert!(!matches(
-            &f("all", &["company"]),
-            &row("uat/COMPANYthings/x"),
-            &m
-        ));
+        assert!(!matches(&f("all", &["company"]), &row("uat/COMPANYthings/x"), &m));
         assert!(matches(&f("all", &["company"]), &row("uat/COMPANY/x"), &m));
         assert!(!matches(&f("all", &["+"]), &row("a+b"), &m));
     }

@@ -55,10 +55,7 @@ mod tests {
     use super::*;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(s, v)| (s.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(s, v)| (s.to_string(), v.to_string())).collect()
     }
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -85,12 +82,7 @@ mod tests {
     #[test]
     fn non_current_labels_are_stolen() {
         // AWS: putting ["one","two","four"] when v2 has ["one","three","two"] leaves v2 with ["three"].
-        let mut m = l(&[
-            ("AWSCURRENT", "v1"),
-            ("one", "v2"),
-            ("three", "v2"),
-            ("two", "v2"),
-        ]);
+        let mut m = l(&[("AWSCURRENT", "v1"), ("one", "v2"), ("three", "v2"), ("two", "v2")]);
         attach(&mut m, "v3", &s(&["one", "two", "four"]), true);
         assert_eq!(of(&m, "v2"), s(&["three"]));
         assert_eq!(of(&m, "v3"), s(&["four", "one", "two"]));

@@ -21,9 +21,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tumbler_kms::{KeyRef, Kms, KmsError};
-use tumbler_store::{
-    SealedValue, SecretRow, SecretState, Store, StoreError, ValueKind, VersionMeta, Write,
-};
+use tumbler_store::{SealedValue, SecretRow, SecretState, Store, StoreError, ValueKind, VersionMeta, Write};
 use tumbler_types::{Sensitive, SensitiveString};
 use tumbler_wire::AwsError;
 
@@ -92,7 +90,8 @@ pub(crate) const MARKED_DELETED: &str =
     "You can't perform this operation on the secret because it was marked for deletion.";
 pub(crate) const ON_REPLICA: &str =
     "Operation not permitted on a replica secret. Call must be made in primary secret's region.";
-pub(crate) const INVALID_NAME: &str = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
+pub(crate) const INVALID_NAME: &str =
+    "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
 
 pub(crate) fn store_err(e: StoreError) -> AwsError {
     tracing::error!(error = %e, "store failure");
@@ -125,28 +124,20 @@ fn value_aad(arn: &str, version_id: &str) -> Vec<u8> {
 
 /// The state of a secret after a change, as the operations build it.
 pub(crate) struct Draft {
-    pub state: SecretState,
+    pub state: Arc<SecretState>,
     pub meta: SecretMeta,
     pub labels: labels::Labels,
 }
 
 impl Draft {
-    fn new(state: SecretState) -> Result<Self, AwsError> {
+    fn new(state: Arc<SecretState>) -> Result<Self, AwsError> {
         let meta = parse_meta(&state.row)?;
         let labels = state
             .versions
             .iter()
-            .flat_map(|v| {
-                v.stages
-                    .iter()
-                    .map(move |s| (s.clone(), v.version_id.clone()))
-            })
+            .flat_map(|v| v.stages.iter().map(move |s| (s.clone(), v.version_id.clone())))
             .collect();
-        Ok(Self {
-            state,
-            meta,
-            labels,
-        })
+        Ok(Self { state, meta, labels })
     }
 
     pub fn version(&self, id: &str) -> Option<&VersionMeta> {
@@ -168,7 +159,7 @@ impl SecretsService {
 
     /// Resolve a SecretId (name, full ARN or partial ARN) in the caller's
     /// account and region, as AWS does.
-    pub(crate) fn find(&self, ctx: &Ctx, id: &str) -> Result<Option<SecretState>, AwsError> {
+    pub(crate) fn find(&self, ctx: &Ctx, id: &str) -> Result<Option<Arc<SecretState>>, AwsError> {
         if id.starts_with("arn:") {
             let Some(arn) = tumbler_types::Arn::parse(id) else {
                 return Ok(None);
@@ -176,10 +167,7 @@ impl SecretsService {
             let Some(rest) = arn.resource.strip_prefix("secret:") else {
                 return Ok(None);
             };
-            if arn.service != "secretsmanager"
-                || arn.account != ctx.account
-                || arn.region != ctx.region
-            {
+            if arn.service != "secretsmanager" || arn.account != ctx.account || arn.region != ctx.region {
                 return Ok(None);
             }
             if let Some(s) = self.store.secret_by_arn(id).map_err(store_err)? {
@@ -199,7 +187,7 @@ impl SecretsService {
             .map_err(store_err)
     }
 
-    pub(crate) fn resolve(&self, ctx: &Ctx, id: &str) -> Result<SecretState, AwsError> {
+    pub(crate) fn resolve(&self, ctx: &Ctx, id: &str) -> Result<Arc<SecretState>, AwsError> {
         self.find(ctx, id)?
             .ok_or_else(|| AwsError::resource_not_found(NOT_FOUND))
     }
@@ -252,12 +240,7 @@ impl SecretsService {
         self.key_in(&ctx.account, &ctx.region, reference)
     }
 
-    pub(crate) fn key_in(
-        &self,
-        account: &str,
-        region: &str,
-        reference: Option<&str>,
-    ) -> Result<KeyRef, AwsError> {
+    pub(crate) fn key_in(&self, account: &str, region: &str, reference: Option<&str>) -> Result<KeyRef, AwsError> {
         let r = match reference {
             None | Some("") => self.kms.default_secrets_key(account, region),
             Some(r) => self.kms.resolve(account, region, r),
@@ -267,9 +250,7 @@ impl SecretsService {
                 "Secrets Manager can't find the specified KMS key: {}",
                 reference.unwrap_or_default()
             )),
-            KmsError::Disabled(m) => {
-                AwsError::encryption_failure(format!("The KMS key can't be used: {m}"))
-            }
+            KmsError::Disabled(m) => AwsError::encryption_failure(format!("The KMS key can't be used: {m}")),
             other => kms_internal(other),
         })
     }
@@ -281,27 +262,18 @@ impl SecretsService {
         version_id: &str,
         value: &Value,
     ) -> Result<SealedValue, AwsError> {
-        let (dek, ciphertext) =
-            tumbler_crypto::seal_with_new_data_key(value.bytes(), &value_aad(arn, version_id))
-                .map_err(|e| {
-                    AwsError::encryption_failure(format!(
-                        "Secrets Manager can't encrypt the secret value: {e}"
-                    ))
-                })?;
+        let (dek, ciphertext) = tumbler_crypto::seal_with_new_data_key(value.bytes(), &value_aad(arn, version_id))
+            .map_err(|e| {
+                AwsError::encryption_failure(format!("Secrets Manager can't encrypt the secret value: {e}"))
+            })?;
         let wrapped_key = self
             .kms
-            .wrap(
-                key,
-                &dek,
-                &[("SecretARN", arn), ("SecretVersionId", version_id)],
-            )
+            .wrap(key, &dek, &[("SecretARN", arn), ("SecretVersionId", version_id)])
             .map_err(|e| match e {
-                KmsError::Disabled(m) => {
-                    AwsError::encryption_failure(format!("The KMS key can't be used: {m}"))
+                KmsError::Disabled(m) => AwsError::encryption_failure(format!("The KMS key can't be used: {m}")),
+                other => {
+                    AwsError::encryption_failure(format!("Secrets Manager can't encrypt the secret value: {other}"))
                 }
-                other => AwsError::encryption_failure(format!(
-                    "Secrets Manager can't encrypt the secret value: {other}"
-                )),
             })?;
         Ok(SealedValue {
             kind: value.kind(),
@@ -311,12 +283,7 @@ impl SecretsService {
         })
     }
 
-    pub(crate) fn open(
-        &self,
-        arn: &str,
-        version_id: &str,
-        sealed: &SealedValue,
-    ) -> Result<Value, AwsError> {
+    pub(crate) fn open(&self, arn: &str, version_id: &str, sealed: &SealedValue) -> Result<Value, AwsError> {
         let failure = || {
             tracing::error!(secret = %arn, version = %version_id, "a stored ciphertext failed to authenticate");
             AwsError::decryption_failure(format!(
@@ -326,7 +293,10 @@ impl SecretsService {
         };
         let dek = self
             .kms
-            .unwrap(&sealed.wrapped_key, &[("SecretARN", arn), ("SecretVersionId", version_id)])
+            .unwrap(
+                &sealed.wrapped_key,
+                &[("SecretARN", arn), ("SecretVersionId", version_id)],
+            )
             .map_err(|e| match e {
                 KmsError::Disabled(m) => AwsError::decryption_failure(format!(
                     "Secrets Manager can't decrypt the protected secret text because the KMS key is not usable: {m}"
@@ -334,12 +304,8 @@ impl SecretsService {
                 KmsError::Store(s) => store_err(s),
                 _ => failure(),
             })?;
-        let plain = tumbler_crypto::open_with_data_key(
-            &dek,
-            &sealed.ciphertext,
-            &value_aad(arn, version_id),
-        )
-        .map_err(|_| failure())?;
+        let plain = tumbler_crypto::open_with_data_key(&dek, &sealed.ciphertext, &value_aad(arn, version_id))
+            .map_err(|_| failure())?;
         Ok(match sealed.kind {
             ValueKind::Binary => Value::Binary(plain),
             ValueKind::String => Value::String(SensitiveString::new(
@@ -348,16 +314,8 @@ impl SecretsService {
         })
     }
 
-    pub(crate) fn load_value(
-        &self,
-        d: &SecretState,
-        version_id: &str,
-    ) -> Result<Option<Value>, AwsError> {
-        match self
-            .store
-            .version_value(d.row.id, version_id)
-            .map_err(store_err)?
-        {
+    pub(crate) fn load_value(&self, d: &SecretState, version_id: &str) -> Result<Option<Value>, AwsError> {
+        match self.store.version_value(d.row.id, version_id).map_err(store_err)? {
             None => Ok(None),
             Some(sealed) => self.open(&d.row.arn, version_id, &sealed).map(Some),
         }
@@ -371,9 +329,7 @@ impl SecretsService {
             .map_err(store_err)?;
         let n = ids.len();
         for id in ids {
-            self.store
-                .apply(vec![Write::PurgeSecret { id }])
-                .map_err(store_err)?;
+            self.store.apply(vec![Write::PurgeSecret { id }]).map_err(store_err)?;
         }
         Ok(n)
     }
@@ -387,9 +343,7 @@ pub(crate) fn kms_internal(e: KmsError) -> AwsError {
 /// Service-owned names such as `rds!db-...` contain `!`, which users cannot
 /// create but can look up.
 fn is_service_name(s: &str) -> bool {
-    s.contains('!')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-!".contains(&b))
+    s.contains('!') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-!".contains(&b))
 }
 
 /// Remove unlabelled versions beyond the limit, oldest first, sparing those

@@ -59,8 +59,8 @@ fn random_below(n: usize) -> Result<usize, AwsError> {
     let n32 = n as u32;
     let zone = u32::MAX - (u32::MAX % n32);
     loop {
-        let b = tumbler_crypto::random_bytes(4)
-            .map_err(|_| AwsError::internal("The random number generator failed."))?;
+        let b =
+            tumbler_crypto::random_bytes(4).map_err(|_| AwsError::internal("The random number generator failed."))?;
         let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         if v < zone {
             return Ok((v % n32) as usize);
@@ -80,10 +80,7 @@ pub fn generate(rules: &Rules) -> Result<SensitiveString, AwsError> {
         if excluded {
             continue;
         }
-        let chars: Vec<char> = set
-            .chars()
-            .filter(|c| !rules.exclude_characters.contains(*c))
-            .collect();
+        let chars: Vec<char> = set.chars().filter(|c| !rules.exclude_characters.contains(*c)).collect();
         if !chars.is_empty() {
             classes.push(chars);
         }
@@ -169,12 +166,6 @@ mod tests {
             length: 64,
             ..Default::default()
         };
-        assert!(
-            generate(&r)
-                .unwrap()
-                .expose()
-                .chars()
-                .all(|c| c.is_ascii_alphabetic())
-        );
+        assert!(generate(&r).unwrap().expose().chars().all(|c| c.is_ascii_alphabetic()));
     }
 }

@@ -6,11 +6,8 @@ use serde_json::Value;
 
 /// None if the policy document is well-formed; otherwise what is wrong.
 pub fn check_syntax(doc: &str) -> Result<(), String> {
-    let v: Value = serde_json::from_str(doc)
-        .map_err(|e| format!("This resource policy is not valid JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or("A policy document must be a JSON object.")?;
+    let v: Value = serde_json::from_str(doc).map_err(|e| format!("This resource policy is not valid JSON: {e}"))?;
+    let obj = v.as_object().ok_or("A policy document must be a JSON object.")?;
     for k in obj.keys() {
         if !matches!(k.as_str(), "Version" | "Id" | "Statement") {
             return Err(format!("Policy document has an unknown element '{k}'."));
@@ -25,9 +22,7 @@ pub fn check_syntax(doc: &str) -> Result<(), String> {
         Some(Value::Array(a)) => a.iter().collect::<Vec<_>>(),
         Some(s @ Value::Object(_)) => vec![s],
         _ => {
-            return Err(
-                "A policy document must contain a Statement element (an object or a list).".into(),
-            );
+            return Err("A policy document must contain a Statement element (an object or a list).".into());
         }
     };
     if statements.is_empty() {
@@ -35,9 +30,7 @@ pub fn check_syntax(doc: &str) -> Result<(), String> {
     }
     for (i, s) in statements.iter().enumerate() {
         let n = i + 1;
-        let s = s
-            .as_object()
-            .ok_or(format!("Statement {n} must be a JSON object."))?;
+        let s = s.as_object().ok_or(format!("Statement {n} must be a JSON object."))?;
         for k in s.keys() {
             if !matches!(
                 k.as_str(),
@@ -57,20 +50,14 @@ pub fn check_syntax(doc: &str) -> Result<(), String> {
         match s.get("Effect").and_then(Value::as_str) {
             Some("Allow") | Some("Deny") => {}
             _ => {
-                return Err(format!(
-                    "Statement {n} must have Effect \"Allow\" or \"Deny\"."
-                ));
+                return Err(format!("Statement {n} must have Effect \"Allow\" or \"Deny\"."));
             }
         }
         if s.contains_key("Action") == s.contains_key("NotAction") {
-            return Err(format!(
-                "Statement {n} must have exactly one of Action or NotAction."
-            ));
+            return Err(format!("Statement {n} must have exactly one of Action or NotAction."));
         }
         if s.contains_key("Resource") && s.contains_key("NotResource") {
-            return Err(format!(
-                "Statement {n} can't have both Resource and NotResource."
-            ));
+            return Err(format!("Statement {n} can't have both Resource and NotResource."));
         }
         if s.contains_key("Principal") == s.contains_key("NotPrincipal") {
             return Err(format!(
@@ -81,9 +68,7 @@ pub fn check_syntax(doc: &str) -> Result<(), String> {
             if let Some(v) = s.get(key)
                 && !string_or_strings(v)
             {
-                return Err(format!(
-                    "Statement {n}: {key} must be a string or a list of strings."
-                ));
+                return Err(format!("Statement {n}: {key} must be a string or a list of strings."));
             }
         }
         if let Some(c) = s.get("Condition") {
@@ -123,9 +108,9 @@ pub fn grants_public_access(doc: &str) -> bool {
         let everyone = |p: &Value| match p {
             Value::String(s) => s == "*",
             Value::Array(a) => a.iter().any(|x| x == "*"),
-            Value::Object(o) => o.get("AWS").is_some_and(|a| {
-                a == "*" || a.as_array().is_some_and(|l| l.iter().any(|x| x == "*"))
-            }),
+            Value::Object(o) => o
+                .get("AWS")
+                .is_some_and(|a| a == "*" || a.as_array().is_some_and(|l| l.iter().any(|x| x == "*"))),
             _ => false,
         };
         s.get("Effect").and_then(Value::as_str) == Some("Allow")
@@ -145,17 +130,9 @@ mod tests {
         assert!(check_syntax(OK).is_ok());
         assert!(check_syntax("{").is_err());
         assert!(check_syntax(r#"{"Statement":[]}"#).is_err());
-        assert!(
-            check_syntax(r#"{"Statement":{"Effect":"Maybe","Principal":"*","Action":"x"}}"#)
-                .is_err()
-        );
+        assert!(check_syntax(r#"{"Statement":{"Effect":"Maybe","Principal":"*","Action":"x"}}"#).is_err());
         assert!(check_syntax(r#"{"Statement":{"Effect":"Allow","Principal":"*"}}"#).is_err());
-        assert!(
-            check_syntax(
-                r#"{"Bogus":1,"Statement":{"Effect":"Allow","Principal":"*","Action":"x"}}"#
-            )
-            .is_err()
-        );
+        assert!(check_syntax(r#"{"Bogus":1,"Statement":{"Effect":"Allow","Principal":"*","Action":"x"}}"#).is_err());
     }
 
     #[test]

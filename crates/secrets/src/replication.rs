@@ -241,12 +241,7 @@ impl SecretsService {
         }
     }
 
-    fn sync_replica(
-        &self,
-        primary: &SecretState,
-        meta: &SecretMeta,
-        rep: &Replica,
-    ) -> Result<(), String> {
+    fn sync_replica(&self, primary: &SecretState, meta: &SecretMeta, rep: &Replica) -> Result<(), String> {
         let p = &primary.row;
         let existing = self
             .store
@@ -287,14 +282,9 @@ impl SecretsService {
             }
             let value = match v.kind {
                 Some(_) => {
-                    let plain = self
-                        .load_value(primary, &v.version_id)
-                        .map_err(|e| e.message)?;
+                    let plain = self.load_value(primary, &v.version_id).map_err(|e| e.message)?;
                     match plain {
-                        Some(val) => Some(
-                            self.seal(&key, &arn, &v.version_id, &val)
-                                .map_err(|e| e.message)?,
-                        ),
+                        Some(val) => Some(self.seal(&key, &arn, &v.version_id, &val).map_err(|e| e.message)?),
                         None => None,
                     }
                 }
@@ -317,11 +307,7 @@ impl SecretsService {
             &primary
                 .versions
                 .iter()
-                .flat_map(|v| {
-                    v.stages
-                        .iter()
-                        .map(move |s| (s.clone(), v.version_id.clone()))
-                })
+                .flat_map(|v| v.stages.iter().map(move |s| (s.clone(), v.version_id.clone())))
                 .collect(),
         );
         let write = match existing {
@@ -347,12 +333,7 @@ impl SecretsService {
                 let delete_versions = e
                     .versions
                     .iter()
-                    .filter(|v| {
-                        !primary
-                            .versions
-                            .iter()
-                            .any(|pv| pv.version_id == v.version_id)
-                    })
+                    .filter(|v| !primary.versions.iter().any(|pv| pv.version_id == v.version_id))
                     .map(|v| v.version_id.clone())
                     .collect();
                 let mut row = e.row.clone();
@@ -368,9 +349,6 @@ impl SecretsService {
                 }
             }
         };
-        self.store
-            .apply(vec![write])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.store.apply(vec![write]).map(|_| ()).map_err(|e| e.to_string())
     }
 }

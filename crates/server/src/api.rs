@@ -34,8 +34,46 @@ enum Protocol {
     },
 }
 
+/// A UUID-shaped request id. It only has to be unique, not secret, so it
+/// comes from a per-thread splitmix64 seeded once from the OS rather than
+/// from a getrandom syscall per request.
 fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0u8; 8];
+            let _ = tumbler_crypto::random_bytes(8).map(|b| seed.copy_from_slice(&b));
+            u64::from_le_bytes(seed) | 1
+        });
+    }
+    let next = || {
+        STATE.with(|s| {
+            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            s.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    };
+    let bytes = ((next() as u128) << 64 | next() as u128).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
+/// The `Date` header, formatted once per second.
+fn date_header() -> Option<HeaderValue> {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, Option<HeaderValue>)> = const { std::cell::RefCell::new((0, None)) };
+    }
+    let now = jiff::Timestamp::now();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now.as_second() || c.1.is_none() {
+            *c = (
+                now.as_second(),
+                HeaderValue::from_str(&now.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok(),
+            );
+        }
+        c.1.clone()
+    })
 }
 
 fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>) -> Response {
@@ -47,11 +85,7 @@ fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>
         h.insert("x-amzn-RequestId", v);
     }
     // SDKs correct their clock skew from this header.
-    if let Ok(v) = HeaderValue::from_str(
-        &jiff::Timestamp::now()
-            .strftime("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string(),
-    ) {
+    if let Some(v) = date_header() {
         h.insert(header::DATE, v);
     }
     r
@@ -72,9 +106,9 @@ fn query_error(e: &AwsError, request_id: &str) -> Response {
 
 fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
     if let Some(target) = parts.headers.get("x-amz-target") {
-        let target = target.to_str().map_err(|_| {
-            AwsError::unknown_operation("The X-Amz-Target header is not valid text.")
-        })?;
+        let target = target
+            .to_str()
+            .map_err(|_| AwsError::unknown_operation("The X-Amz-Target header is not valid text."))?;
         let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
         let service = match prefix {
             "secretsmanager" => "secretsmanager",
@@ -118,9 +152,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> R
         Ok(p) => p,
         Err(e) => {
             // Authenticate before telling anyone which targets exist.
-            if let Err(auth) =
-                authenticate(&state.identity, &parts, &body, None, jiff::Timestamp::now())
-            {
+            if let Err(auth) = authenticate(&state.identity, &parts, &body, None, jiff::Timestamp::now()) {
                 return json_error(&auth, &rid);
             }
             return json_error(&e, &rid);
@@ -129,13 +161,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> R
     let service = match &protocol {
         Protocol::Json { service, .. } | Protocol::Query { service } => *service,
     };
-    let caller = match authenticate(
-        &state.identity,
-        &parts,
-        &body,
-        Some(service),
-        jiff::Timestamp::now(),
-    ) {
+    let caller = match authenticate(&state.identity, &parts, &body, Some(service), jiff::Timestamp::now()) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
@@ -165,13 +191,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> R
     }
 }
 
-fn log_call(
-    rid: &str,
-    caller: &Caller,
-    target: &str,
-    r: &Result<Vec<u8>, AwsError>,
-    started: Instant,
-) {
+fn log_call(rid: &str, caller: &Caller, target: &str, r: &Result<Vec<u8>, AwsError>, started: Instant) {
     let micros = started.elapsed().as_micros() as u64;
     match r {
         Ok(_) => {
@@ -189,26 +209,14 @@ async fn read_body(body: Body) -> Result<Bytes, AwsError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(AwsError::request_too_large(format!(
-                "The request body is larger than the {MAX_BODY}-byte limit."
-            )))
-        }
-        Err(_) => Err(AwsError::serialization(
-            "The request body could not be read.",
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AwsError::request_too_large(
+            format!("The request body is larger than the {MAX_BODY}-byte limit."),
         )),
+        Err(_) => Err(AwsError::serialization("The request body could not be read.")),
     }
 }
 
-async fn secrets_call(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    op: String,
-    body: Bytes,
-) -> Result<Vec<u8>, AwsError> {
+async fn secrets_call(state: &Arc<AppState>, caller: &Caller, op: String, body: Bytes) -> Result<Vec<u8>, AwsError> {
     let ctx = tumbler_secrets::Ctx {
         account: caller.principal.account.clone(),
         region: caller.region.clone(),
@@ -219,13 +227,12 @@ async fn secrets_call(
     if tumbler_secrets::is_read_only(&op) {
         // Reads are short indexed lookups: run them here, but never let a
         // bug take the connection down with a panic.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            state.secrets.call(&ctx, &op, &body)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(op = %op, "operation panicked");
-            Err(internal())
-        })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.secrets.call(&ctx, &op, &body))).unwrap_or_else(
+            |_| {
+                tracing::error!(op = %op, "operation panicked");
+                Err(internal())
+            },
+        )
     } else {
         // Writes wait for a durable commit; keep that off the async workers.
         let s = state.clone();
@@ -238,12 +245,7 @@ async fn secrets_call(
     }
 }
 
-fn sts_call(
-    caller: &Caller,
-    query: Option<&str>,
-    body: &[u8],
-    rid: &str,
-) -> Result<Vec<u8>, AwsError> {
+fn sts_call(caller: &Caller, query: Option<&str>, body: &[u8], rid: &str) -> Result<Vec<u8>, AwsError> {
     let params = tumbler_wire::query::parse_params(query, body);
     let action = params.get("Action").map(String::as_str).unwrap_or_default();
     match action {

@@ -20,14 +20,10 @@ pub struct Caller {
 
 fn sigv4_error(e: SigV4Error) -> AwsError {
     match e {
-        SigV4Error::Missing => {
-            AwsError::missing_authentication_token("Missing Authentication Token")
-        }
+        SigV4Error::Missing => AwsError::missing_authentication_token("Missing Authentication Token"),
         SigV4Error::Incomplete(m) => AwsError::incomplete_signature(m),
         SigV4Error::Expired(m) => AwsError::invalid_signature(m),
-        SigV4Error::SignatureMismatch => {
-            AwsError::invalid_signature(SigV4Error::SignatureMismatch.message())
-        }
+        SigV4Error::SignatureMismatch => AwsError::invalid_signature(SigV4Error::SignatureMismatch.message()),
         #[allow(unreachable_patterns)]
         other => AwsError::invalid_signature(other.message()),
     }
@@ -56,8 +52,7 @@ pub fn authenticate(
             auth.region
         )));
     }
-    let invalid =
-        || AwsError::unrecognized_client("The security token included in the request is invalid.");
+    let invalid = || AwsError::unrecognized_client("The security token included in the request is invalid.");
     if auth.security_token.is_some() {
         // Temporary credentials arrive with the STS issue; until then no
         // session token is valid.
@@ -67,12 +62,7 @@ pub fn authenticate(
         return Err(invalid());
     }
     let (principal, key) = identity
-        .signing_key(
-            &auth.access_key_id,
-            &auth.scope_date,
-            &auth.region,
-            &auth.service,
-        )
+        .signing_key(&auth.access_key_id, &auth.scope_date, &auth.region, &auth.service)
         .map_err(|e| {
             tracing::error!(error = %e, "credential lookup failed");
             AwsError::internal("An internal error occurred. Try the request again.")

@@ -84,9 +84,7 @@ pub async fn serve(
         let builder = auto::Builder::new(TokioExecutor::new());
         match &acceptor {
             None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -98,12 +96,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
+                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -111,9 +104,7 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -138,8 +129,7 @@ async fn sweep(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         let s = state.clone();
-        let r =
-            tokio::task::spawn_blocking(move || s.secrets.purge_due(jiff::Timestamp::now())).await;
+        let r = tokio::task::spawn_blocking(move || s.secrets.purge_due(jiff::Timestamp::now())).await;
         match r {
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(purged = n, "purged secrets past their recovery window")

@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -33,8 +31,7 @@ pub struct GeneratedTls {
 /// signed by it.
 pub fn generate(names: &[String]) -> Result<GeneratedTls, TlsError> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "Tumbler local CA");
+    ca.distinguished_name.push(DnType::CommonName, "Tumbler local CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -44,8 +41,7 @@ pub fn generate(names: &[String]) -> Result<GeneratedTls, TlsError> {
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
 
     let mut leaf = CertificateParams::new(names.to_vec())?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "Tumbler server");
+    leaf.distinguished_name.push(DnType::CommonName, "Tumbler server");
     let leaf_key = KeyPair::generate()?;
     let cert = leaf.signed_by(&leaf_key, &ca)?;
     Ok(GeneratedTls {

@@ -8,11 +8,7 @@ use http::uri::Uri;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
 
 /// Everything except RFC 3986 unreserved characters gets encoded.
-const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Like [`QUERY_SET`] but keeps `/`, for paths.
 const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
@@ -45,9 +41,7 @@ fn normalize_path(path: &str) -> String {
     }
     // A trailing slash survives, as do the trailing "." and ".." forms that
     // RFC 3986 turns into one.
-    let trailing = ["/", "/.", "/..", "/./", "/../"]
-        .iter()
-        .any(|end| path.ends_with(end));
+    let trailing = ["/", "/.", "/..", "/./", "/../"].iter().any(|end| path.ends_with(end));
     if out.is_empty() || (trailing && !out.ends_with('/')) {
         out.push('/');
     }
@@ -58,10 +52,7 @@ fn normalize_path(path: &str) -> String {
 /// and AWS's servers treat it), then `%XX` escapes; malformed escapes are kept
 /// as they are.
 pub(crate) fn decode_query_component(raw: &str) -> Vec<u8> {
-    let plus_as_space: Vec<u8> = raw
-        .bytes()
-        .map(|b| if b == b'+' { b' ' } else { b })
-        .collect();
+    let plus_as_space: Vec<u8> = raw.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
     percent_decode(&plus_as_space).collect()
 }
 
@@ -105,10 +96,7 @@ pub(crate) fn canonical_query(query: Option<&str>, skip_signature: bool, out: &m
 pub(crate) fn host_from_uri(uri: &Uri) -> Option<&str> {
     let authority = uri.authority()?;
     let default_port = matches!(
-        (
-            uri.scheme_str(),
-            authority.port().as_ref().map(|p| p.as_str())
-        ),
+        (uri.scheme_str(), authority.port().as_ref().map(|p| p.as_str())),
         (Some("http"), Some("80")) | (Some("https"), Some("443"))
     );
     Some(if default_port {
@@ -127,12 +115,7 @@ pub(crate) fn has_header(headers: &HeaderMap, uri: &Uri, name: &str) -> bool {
 /// Appends `name:value\n` for one signed header. Repeated headers are joined
 /// with `,` in arrival order; each value is trimmed and inner runs of
 /// whitespace collapse to one space. Returns false when the header is absent.
-pub(crate) fn canonical_header(
-    headers: &HeaderMap,
-    uri: &Uri,
-    name: &str,
-    out: &mut Vec<u8>,
-) -> bool {
+pub(crate) fn canonical_header(headers: &HeaderMap, uri: &Uri, name: &str, out: &mut Vec<u8>) -> bool {
     let mut values = headers.get_all(name).iter().peekable();
     if values.peek().is_none() {
         if name == "host"
@@ -227,14 +210,8 @@ mod tests {
     #[test]
     fn canonicalizes_queries() {
         assert_eq!(query_of(""), "");
-        assert_eq!(
-            query_of("Param2=value2&Param1=value1"),
-            "Param1=value1&Param2=value2"
-        );
-        assert_eq!(
-            query_of("Param1=value2&Param1=Value1"),
-            "Param1=Value1&Param1=value2"
-        );
+        assert_eq!(query_of("Param2=value2&Param1=value1"), "Param1=value1&Param2=value2");
+        assert_eq!(query_of("Param1=value2&Param1=Value1"), "Param1=Value1&Param1=value2");
         assert_eq!(
             query_of("Param-3=Value3&Param=Value2&%E1%88%B4=Value1"),
             "%E1%88%B4=Value1&Param=Value2&Param-3=Value3"
@@ -262,14 +239,8 @@ mod tests {
         let host = |u: &str| host_from_uri(&u.parse::<Uri>().unwrap()).map(str::to_owned);
         assert_eq!(host("https://example.com:443/"), Some("example.com".into()));
         assert_eq!(host("http://example.com:80/"), Some("example.com".into()));
-        assert_eq!(
-            host("http://example.com:8080/"),
-            Some("example.com:8080".into())
-        );
-        assert_eq!(
-            host("https://example.com:80/"),
-            Some("example.com:80".into())
-        );
+        assert_eq!(host("http://example.com:8080/"), Some("example.com:8080".into()));
+        assert_eq!(host("https://example.com:80/"), Some("example.com:80".into()));
         assert_eq!(host("https://example.com/"), Some("example.com".into()));
         assert_eq!(host("/"), None);
     }

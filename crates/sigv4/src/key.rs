@@ -14,12 +14,7 @@ pub struct SigningKey([u8; 32]);
 
 impl SigningKey {
     /// Derives `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
-    pub fn derive(
-        secret_access_key: &[u8],
-        scope_date: &str,
-        region: &str,
-        service: &str,
-    ) -> SigningKey {
+    pub fn derive(secret_access_key: &[u8], scope_date: &str, region: &str, service: &str) -> SigningKey {
         let mut seed = Zeroizing::new(Vec::with_capacity(4 + secret_access_key.len()));
         seed.extend_from_slice(b"AWS4");
         seed.extend_from_slice(secret_access_key);

@@ -102,10 +102,7 @@ impl fmt::Debug for ParsedAuth {
             .field("signature", &hex::encode(&self.signature))
             .field("request_time", &self.request_time)
             .field("amz_date", &self.amz_date)
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
             .field("location", &self.location)
             .field("expires_secs", &self.expires_secs)
             .finish()
@@ -120,12 +117,7 @@ impl fmt::Debug for ParsedAuth {
 /// `X-Amz-Content-Sha256` that is not the body's hash;
 /// [`SigV4Error::Incomplete`] for an unsigned/streaming payload marker or a
 /// signed header that is absent from `parts`.
-pub fn verify(
-    auth: &ParsedAuth,
-    parts: &Parts,
-    body: &[u8],
-    key: &SigningKey,
-) -> Result<(), SigV4Error> {
+pub fn verify(auth: &ParsedAuth, parts: &Parts, body: &[u8], key: &SigningKey) -> Result<(), SigV4Error> {
     let payload_hash = payload_hash(parts, body)?;
     let canonical = canonical_request(auth, parts, &payload_hash)?;
 
@@ -148,11 +140,7 @@ pub fn verify(
 }
 
 /// The canonical request, as bytes (header values need not be UTF-8).
-fn canonical_request(
-    auth: &ParsedAuth,
-    parts: &Parts,
-    payload_hash: &str,
-) -> Result<Vec<u8>, SigV4Error> {
+fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &str) -> Result<Vec<u8>, SigV4Error> {
     // `ParsedAuth` fields are public, so re-check the bound parse enforces.
     if auth.signed_headers.len() > parse::MAX_SIGNED_HEADERS {
         return Err(SigV4Error::Incomplete(format!(
@@ -165,11 +153,7 @@ fn canonical_request(
     out.push(b'\n');
     canonical_uri(parts.uri.path(), &mut out);
     out.push(b'\n');
-    canonical_query(
-        parts.uri.query(),
-        auth.location == AuthLocation::Query,
-        &mut out,
-    );
+    canonical_query(parts.uri.query(), auth.location == AuthLocation::Query, &mut out);
     out.push(b'\n');
     for name in &auth.signed_headers {
         if !canonical_header(&parts.headers, &parts.uri, name, &mut out) {
@@ -244,22 +228,13 @@ mod tests {
 
     #[test]
     fn error_codes_and_messages() {
-        assert_eq!(
-            SigV4Error::Missing.code(),
-            "MissingAuthenticationTokenException"
-        );
-        assert_eq!(
-            SigV4Error::Missing.message(),
-            "Missing Authentication Token"
-        );
+        assert_eq!(SigV4Error::Missing.code(), "MissingAuthenticationTokenException");
+        assert_eq!(SigV4Error::Missing.message(), "Missing Authentication Token");
         assert_eq!(
             SigV4Error::Incomplete("x".into()).code(),
             "IncompleteSignatureException"
         );
-        assert_eq!(
-            SigV4Error::SignatureMismatch.code(),
-            "InvalidSignatureException"
-        );
+        assert_eq!(SigV4Error::SignatureMismatch.code(), "InvalidSignatureException");
         assert_eq!(
             SigV4Error::SignatureMismatch.to_string(),
             "The request signature we calculated does not match the signature you provided. \

@@ -37,11 +37,10 @@ fn incomplete(msg: impl Into<String>) -> SigV4Error {
 /// caller has looked up the access key (AWS's order: unknown key first).
 pub fn parse(parts: &Parts) -> Result<ParsedAuth, SigV4Error> {
     let header = parts.headers.get(AUTHORIZATION);
-    let query_algorithm = parts.uri.query().and_then(|q| {
-        query_pairs(q)
-            .find(|(k, _)| k == b"X-Amz-Algorithm")
-            .map(|(_, v)| v)
-    });
+    let query_algorithm = parts
+        .uri
+        .query()
+        .and_then(|q| query_pairs(q).find(|(k, _)| k == b"X-Amz-Algorithm").map(|(_, v)| v));
     match (header, query_algorithm) {
         (None, None) => Err(SigV4Error::Missing),
         // AWS refuses a request that carries both forms as a bad signature.
@@ -81,9 +80,7 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
         .split_once(|c: char| c.is_ascii_whitespace())
         .unwrap_or((trimmed, ""));
     if algorithm != ALGORITHM {
-        return Err(incomplete(format!(
-            "Unsupported AWS 'algorithm': '{algorithm}'."
-        )));
+        return Err(incomplete(format!("Unsupported AWS 'algorithm': '{algorithm}'.")));
     }
 
     // AWS separates the parameters by commas and white space alike, so
@@ -120,15 +117,10 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
         missing.push("Authorization header requires 'SignedHeaders' parameter.");
     }
     if amz_date_header.is_none() && date_header.is_none() {
-        missing.push(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        );
+        missing.push("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.");
     }
     if !missing.is_empty() {
-        return Err(incomplete(format!(
-            "{} Authorization={trimmed}",
-            missing.join(" ")
-        )));
+        return Err(incomplete(format!("{} Authorization={trimmed}", missing.join(" "))));
     }
 
     let (amz_date, request_time) = if let Some(v) = amz_date_header {
@@ -202,9 +194,7 @@ fn parse_query(parts: &Parts) -> Result<ParsedAuth, SigV4Error> {
         (&expires, "X-Amz-Expires"),
     ] {
         if value.is_none() {
-            missing.push(format!(
-                "AWS query-string parameters must include '{name}'."
-            ));
+            missing.push(format!("AWS query-string parameters must include '{name}'."));
         }
     }
     if !missing.is_empty() {
@@ -226,10 +216,7 @@ fn parse_query(parts: &Parts) -> Result<ParsedAuth, SigV4Error> {
     .ok_or_else(|| incomplete("X-Amz-Expires should be a number"))?;
     let security_token = match token {
         None => None,
-        Some(t) => Some(
-            String::from_utf8(t)
-                .map_err(|_| incomplete("X-Amz-Security-Token must be UTF-8 text."))?,
-        ),
+        Some(t) => Some(String::from_utf8(t).map_err(|_| incomplete("X-Amz-Security-Token must be UTF-8 text."))?),
     };
 
     finish(

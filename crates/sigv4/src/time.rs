@@ -43,9 +43,7 @@ pub(crate) fn parse_http_date(s: &str) -> Option<Timestamp> {
     if let Some(ts) = parse_amz_date(s) {
         return Some(ts);
     }
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(s)
-        .ok()
+    jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(s).ok()
 }
 
 /// Formats as `yyyymmddTHHMMSSZ`, the form AWS uses in its messages and the

@@ -47,22 +47,13 @@ fn no_authentication_is_missing() {
 fn another_algorithm_is_incomplete() {
     for (header, alg) in [
         (&b"Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"[..], "Bearer"),
-        (
-            b"AWS4-HMAC-SHA512 Credential=a/b/c/d/aws4_request",
-            "AWS4-HMAC-SHA512",
-        ),
+        (b"AWS4-HMAC-SHA512 Credential=a/b/c/d/aws4_request", "AWS4-HMAC-SHA512"),
         (b"AWS AKIDEXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=", "AWS"),
-        (
-            b"AWS4-HMAC-SHA256Credential=x",
-            "AWS4-HMAC-SHA256Credential=x",
-        ),
+        (b"AWS4-HMAC-SHA256Credential=x", "AWS4-HMAC-SHA256Credential=x"),
     ] {
         let e = err(&with_auth(header));
         assert_eq!(e.code(), INCOMPLETE);
-        assert_eq!(
-            e.message(),
-            format!("Unsupported AWS 'algorithm': '{alg}'.")
-        );
+        assert_eq!(e.message(), format!("Unsupported AWS 'algorithm': '{alg}'."));
     }
 }
 
@@ -153,9 +144,7 @@ fn a_bad_credential_scope_is_incomplete() {
             "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'.",
         ),
     ] {
-        let header = format!(
-            "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature=00"
-        );
+        let header = format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature=00");
         let e = err(&with_auth(header.as_bytes()));
         assert_eq!(e.code(), INCOMPLETE, "{credential}");
         assert_eq!(e.message(), msg);
@@ -238,9 +227,7 @@ fn a_bad_x_amz_date_is_incomplete() {
         assert_eq!(e.code(), INCOMPLETE);
         assert_eq!(
             e.message(),
-            format!(
-                "Date must be in ISO-8601 'basic format'. Got '{date}'. See http://en.wikipedia.org/wiki/ISO_8601"
-            )
+            format!("Date must be in ISO-8601 'basic format'. Got '{date}'. See http://en.wikipedia.org/wiki/ISO_8601")
         );
     }
 }
@@ -256,15 +243,8 @@ fn a_date_header_alone_dates_the_request() {
         &aws_lc_rs::digest::SHA256,
         canonical.as_bytes(),
     ));
-    let sts = format!(
-        "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n{hash}"
-    );
-    let key = generate_signing_key(
-        SUITE_SECRET,
-        system_time(1_440_938_160),
-        "us-east-1",
-        "service",
-    );
+    let sts = format!("AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n{hash}");
+    let key = generate_signing_key(SUITE_SECRET, system_time(1_440_938_160), "us-east-1", "service");
     let sig = calculate_signature(key, sts.as_bytes());
     let header = format!(
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=date;host, Signature={sig}"
@@ -299,10 +279,7 @@ fn a_date_header_alone_dates_the_request() {
 #[test]
 fn a_malformed_signature_mismatches_at_verify() {
     for sig in ["", "zz", "5fa00fa3", &"0".repeat(66)] {
-        let header = GOOD_AUTH.replace(
-            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
-            sig,
-        );
+        let header = GOOD_AUTH.replace("5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31", sig);
         let req = with_auth(header.as_bytes());
         let auth = parse(&req).unwrap();
         assert!(auth.signature.is_empty());
@@ -334,10 +311,7 @@ fn too_much_is_refused_before_any_work() {
     assert_eq!(e.code(), INCOMPLETE);
 
     let many: Vec<String> = (0..70).map(|i| format!("x-h{i}")).collect();
-    let header = GOOD_AUTH.replace(
-        "host;x-amz-date",
-        &format!("host;x-amz-date;{}", many.join(";")),
-    );
+    let header = GOOD_AUTH.replace("host;x-amz-date", &format!("host;x-amz-date;{}", many.join(";")));
     let e = err(&with_auth(header.as_bytes()));
     assert_eq!(e.code(), INCOMPLETE);
     assert!(e.message().contains("Too many SignedHeaders"), "{e}");
@@ -364,9 +338,7 @@ fn non_utf8_values_do_not_panic() {
             ("X-Odd", b"caf\xe9"),
             (
                 "Authorization",
-                GOOD_AUTH
-                    .replace("host;x-amz-date", "host;x-amz-date;x-odd")
-                    .as_bytes(),
+                GOOD_AUTH.replace("host;x-amz-date", "host;x-amz-date;x-odd").as_bytes(),
             ),
         ],
     );
@@ -414,10 +386,7 @@ fn with_content_sha(value: &[u8]) -> http::request::Parts {
 
 #[test]
 fn unsigned_payload_is_refused_as_incomplete() {
-    for v in [
-        &b"UNSIGNED-PAYLOAD"[..],
-        b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-    ] {
+    for v in [&b"UNSIGNED-PAYLOAD"[..], b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD"] {
         let e = parse_and_verify(&with_content_sha(v), b"body", SUITE_SECRET).unwrap_err();
         assert_eq!(e.code(), INCOMPLETE);
     }
@@ -490,19 +459,13 @@ fn x_amz_expires_must_be_a_number_in_range() {
     let now = tumbler_sigv4::Timestamp::from_second(1_795_428_900).unwrap(); // 20261123T101500Z
     for bad in ["0", "604801"] {
         let auth = parse(&presigned(bad, "20261123T101500Z")).unwrap();
-        assert_eq!(
-            check_time(&auth, now).unwrap_err().code(),
-            INCOMPLETE,
-            "{bad}"
-        );
+        assert_eq!(check_time(&auth, now).unwrap_err().code(), INCOMPLETE, "{bad}");
     }
     let auth = parse(&presigned("604800", "20261123T101500Z")).unwrap();
     check_time(&auth, now).unwrap();
     check_time(&auth, ts(1_795_428_900 + 604_800)).unwrap();
     assert_eq!(
-        check_time(&auth, ts(1_795_428_900 + 604_801))
-            .unwrap_err()
-            .code(),
+        check_time(&auth, ts(1_795_428_900 + 604_801)).unwrap_err().code(),
         INVALID
     );
 }
@@ -598,15 +561,9 @@ fn verify_rechecks_bounds_on_hand_built_auth() {
     let mut auth = parse(&req).unwrap();
     let key = SigningKey::derive(SUITE_SECRET.as_bytes(), "20150830", "us-east-1", "service");
     auth.signed_headers.push("absent".into());
-    assert_eq!(
-        verify(&auth, &req, b"", &key).unwrap_err().code(),
-        INCOMPLETE
-    );
+    assert_eq!(verify(&auth, &req, b"", &key).unwrap_err().code(), INCOMPLETE);
     auth.signed_headers = vec!["host".into(); 65];
-    assert_eq!(
-        verify(&auth, &req, b"", &key).unwrap_err().code(),
-        INCOMPLETE
-    );
+    assert_eq!(verify(&auth, &req, b"", &key).unwrap_err().code(), INCOMPLETE);
 }
 
 #[test]

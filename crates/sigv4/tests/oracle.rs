@@ -10,12 +10,7 @@ use proptest::prelude::*;
 use tumbler_sigv4::{AuthLocation, SigV4Error, SigningKey, check_time, parse, verify};
 
 fn key_for(auth: &tumbler_sigv4::ParsedAuth) -> SigningKey {
-    SigningKey::derive(
-        ORACLE_SECRET.as_bytes(),
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
-    )
+    SigningKey::derive(ORACLE_SECRET.as_bytes(), &auth.scope_date, &auth.region, &auth.service)
 }
 
 /// Verifies a signed request as HTTP/1.1 (Host header) and HTTP/2 (authority
@@ -42,10 +37,7 @@ fn a_secrets_manager_call_verifies() {
     let mut r = OracleRequest::new("POST", "https://secretsmanager.us-east-1.amazonaws.com/");
     r.headers = vec![
         ("content-type".into(), "application/x-amz-json-1.1".into()),
-        (
-            "x-amz-target".into(),
-            "secretsmanager.GetSecretValue".into(),
-        ),
+        ("x-amz-target".into(), "secretsmanager.GetSecretValue".into()),
     ];
     r.body = br#"{"SecretId":"prod/db"}"#.to_vec();
     let (_, auth) = verify_both_shapes(&r);
@@ -65,19 +57,12 @@ fn a_session_token_verifies_signed_and_unsigned() {
     r.body = b"{}".to_vec();
     r.token = Some("FQoGZXIvYXdzEXAMPLE//token+with/slashes==".into());
     let (_, auth) = verify_both_shapes(&r);
-    assert!(
-        auth.signed_headers
-            .contains(&"x-amz-security-token".to_owned())
-    );
+    assert!(auth.signed_headers.contains(&"x-amz-security-token".to_owned()));
     assert_eq!(auth.security_token, r.token);
 
     r.token_after = true;
     let (_, auth) = verify_both_shapes(&r);
-    assert!(
-        !auth
-            .signed_headers
-            .contains(&"x-amz-security-token".to_owned())
-    );
+    assert!(!auth.signed_headers.contains(&"x-amz-security-token".to_owned()));
     assert_eq!(auth.security_token, r.token);
 }
 
@@ -116,10 +101,7 @@ fn a_presigned_url_expires() {
     // Signed for a moment up to 15 minutes ahead of our clock: fine; beyond: not.
     check_time(&auth, ts(signed_at - 15 * 60)).unwrap();
     let err = check_time(&auth, ts(signed_at - 15 * 60 - 1)).unwrap_err();
-    assert!(
-        err.message().starts_with("Signature not yet current: "),
-        "{err}"
-    );
+    assert!(err.message().starts_with("Signature not yet current: "), "{err}");
 }
 
 #[test]
@@ -131,10 +113,7 @@ fn a_signed_content_sha256_verifies_and_must_match_the_body() {
     r.body = b"{\"CiphertextBlob\":\"AAAA\"}".to_vec();
     r.content_sha256 = true;
     let (h1, auth) = verify_both_shapes(&r);
-    assert!(
-        auth.signed_headers
-            .contains(&"x-amz-content-sha256".to_owned())
-    );
+    assert!(auth.signed_headers.contains(&"x-amz-content-sha256".to_owned()));
     assert_eq!(
         verify(&auth, &h1, b"{}", &key_for(&auth)),
         Err(SigV4Error::SignatureMismatch)
@@ -161,8 +140,7 @@ fn headers_the_sdk_excludes_may_change() {
     let (mut h1, auth) = verify_both_shapes(&r);
     assert!(!auth.signed_headers.contains(&"user-agent".to_owned()));
     h1.headers.insert("user-agent", "proxy/2".parse().unwrap());
-    h1.headers
-        .insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+    h1.headers.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
     verify(&auth, &h1, &r.body, &key_for(&auth)).unwrap();
 }
 
@@ -192,9 +170,7 @@ fn encode_component(s: &str, plus: bool) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
             b' ' if plus => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }

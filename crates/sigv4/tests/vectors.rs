@@ -27,12 +27,7 @@ const VANILLA: &str = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d7
 const POST_VANILLA: &str = "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b";
 const HD: &str = "host;x-amz-date";
 
-const fn case(
-    name: &'static str,
-    method: &'static str,
-    target: &'static str,
-    signature: &'static str,
-) -> Case {
+const fn case(name: &'static str, method: &'static str, target: &'static str, signature: &'static str) -> Case {
     Case {
         name,
         method,
@@ -180,10 +175,7 @@ const CASES: &[Case] = &[
         )
     },
     Case {
-        headers: &[(
-            "Content-Type",
-            "application/x-www-form-urlencoded; charset=utf8",
-        )],
+        headers: &[("Content-Type", "application/x-www-form-urlencoded; charset=utf8")],
         body: "Param1=value1",
         signed: "content-type;host;x-amz-date",
         ..case(
@@ -223,12 +215,7 @@ const CASES: &[Case] = &[
     },
     // normalize-path/
     case("get-relative", "GET", "/example/..", VANILLA),
-    case(
-        "get-relative-relative",
-        "GET",
-        "/example1/example2/../..",
-        VANILLA,
-    ),
+    case("get-relative-relative", "GET", "/example1/example2/../..", VANILLA),
     case("get-slash", "GET", "//", VANILLA),
     case("get-slash-dot-slash", "GET", "/./", VANILLA),
     case(
@@ -284,8 +271,7 @@ fn the_aws_test_suite_verifies() {
         assert_eq!(auth.amz_date, SUITE_DATE);
         assert_eq!(auth.signed_headers.join(";"), c.signed);
         check_time(&auth, now).unwrap();
-        verify(&auth, &req, c.body.as_bytes(), &key)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
+        verify(&auth, &req, c.body.as_bytes(), &key).unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
     }
 }
 
@@ -339,10 +325,7 @@ fn the_documented_iam_example_verifies() {
         "/?Action=ListUsers&Version=2010-05-08",
         &[
             ("Host", b"iam.amazonaws.com"),
-            (
-                "Content-Type",
-                b"application/x-www-form-urlencoded; charset=utf-8",
-            ),
+            ("Content-Type", b"application/x-www-form-urlencoded; charset=utf-8"),
             ("X-Amz-Date", SUITE_DATE.as_bytes()),
             (
                 "Authorization",

@@ -15,6 +15,8 @@
 
 mod sqlite;
 
+use std::sync::Arc;
+
 pub use sqlite::SqliteStore;
 
 /// Failures a caller can act on; anything else is `Backend`.
@@ -263,16 +265,11 @@ impl std::fmt::Debug for AccessKeyRow {
 /// The storage interface. Reads are cheap and may run on async workers;
 /// `apply` blocks until the batch is durably committed.
 pub trait Store: Send + Sync + 'static {
-    fn secret_by_name(
-        &self,
-        account: &str,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<SecretState>>;
-    fn secret_by_arn(&self, arn: &str) -> Result<Option<SecretState>>;
-    fn secret_by_id(&self, id: i64) -> Result<Option<SecretState>>;
+    fn secret_by_name(&self, account: &str, region: &str, name: &str) -> Result<Option<Arc<SecretState>>>;
+    fn secret_by_arn(&self, arn: &str) -> Result<Option<Arc<SecretState>>>;
+    fn secret_by_id(&self, id: i64) -> Result<Option<Arc<SecretState>>>;
     /// The sealed value of a version; None if the version is unknown or a placeholder.
-    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<SealedValue>>;
+    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<Arc<SealedValue>>>;
     fn list_secrets(&self, query: &ListQuery) -> Result<Vec<SecretListing>>;
     /// Secrets whose recovery window ended by `now_ms`.
     fn secrets_due_for_purge(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;

@@ -95,10 +95,7 @@ mod tests {
     #[test]
     fn redacts() {
         let s = SensitiveString::new("hunter2".into());
-        assert_eq!(
-            format!("{s:?} {s}"),
-            "SensitiveString(<redacted>) <redacted>"
-        );
+        assert_eq!(format!("{s:?} {s}"), "SensitiveString(<redacted>) <redacted>");
         let b = Sensitive::new(b"k".to_vec());
         assert!(!format!("{b:?}").contains('k'));
         assert_eq!(b, Sensitive::new(b"k".to_vec()));

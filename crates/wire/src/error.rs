@@ -47,12 +47,7 @@ impl AwsError {
     ctor!(invalid_request, "InvalidRequestException", 400, true);
     ctor!(resource_exists, "ResourceExistsException", 400, true);
     ctor!(limit_exceeded, "LimitExceededException", 400, true);
-    ctor!(
-        malformed_policy,
-        "MalformedPolicyDocumentException",
-        400,
-        true
-    );
+    ctor!(malformed_policy, "MalformedPolicyDocumentException", 400, true);
     ctor!(public_policy, "PublicPolicyException", 400, true);
     ctor!(encryption_failure, "EncryptionFailure", 400, true);
     ctor!(decryption_failure, "DecryptionFailure", 400, true);
@@ -70,27 +65,12 @@ impl AwsError {
         400,
         false
     );
-    ctor!(
-        incomplete_signature,
-        "IncompleteSignatureException",
-        400,
-        false
-    );
+    ctor!(incomplete_signature, "IncompleteSignatureException", 400, false);
     ctor!(invalid_signature, "InvalidSignatureException", 400, false);
-    ctor!(
-        unrecognized_client,
-        "UnrecognizedClientException",
-        400,
-        false
-    );
+    ctor!(unrecognized_client, "UnrecognizedClientException", 400, false);
     ctor!(expired_token, "ExpiredTokenException", 400, false);
     ctor!(access_denied, "AccessDeniedException", 400, false);
-    ctor!(
-        request_too_large,
-        "RequestEntityTooLargeException",
-        413,
-        false
-    );
+    ctor!(request_too_large, "RequestEntityTooLargeException", 413, false);
     ctor!(throttling, "ThrottlingException", 400, false);
 
     /// Any error with an explicit code, for services with their own catalog.

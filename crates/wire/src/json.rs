@@ -21,9 +21,7 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
         if inner.is_data() && path != "." {
             AwsError::serialization(format!("Invalid value for member '{path}': {what}"))
         } else {
-            AwsError::serialization(format!(
-                "The request body is not a valid JSON object: {what}"
-            ))
+            AwsError::serialization(format!("The request body is not a valid JSON object: {what}"))
         }
     })?;
     Ok(value)

@@ -51,9 +51,7 @@ pub fn response(action: &str, xmlns: &str, fields: &[(&str, &str)], request_id: 
 pub fn query_error(e: &AwsError) -> (&'static str, u16) {
     match e.code {
         "UnrecognizedClientException" => ("InvalidClientTokenId", 403),
-        "InvalidSignatureException" if e.message.starts_with("Signature expired") => {
-            ("SignatureDoesNotMatch", 403)
-        }
+        "InvalidSignatureException" if e.message.starts_with("Signature expired") => ("SignatureDoesNotMatch", 403),
         "InvalidSignatureException" => ("SignatureDoesNotMatch", 403),
         "IncompleteSignatureException" => ("IncompleteSignature", 400),
         "MissingAuthenticationTokenException" => ("MissingAuthenticationToken", 403),
@@ -84,19 +82,10 @@ mod tests {
 
     #[test]
     fn params_and_xml() {
-        let p = parse_params(
-            Some("Action=GetCallerIdentity"),
-            b"Version=2011-06-15&X=a%26b",
-        );
+        let p = parse_params(Some("Action=GetCallerIdentity"), b"Version=2011-06-15&X=a%26b");
         assert_eq!(p["Action"], "GetCallerIdentity");
         assert_eq!(p["X"], "a&b");
-        let r = String::from_utf8(response(
-            "GetCallerIdentity",
-            "ns",
-            &[("Arn", "a<b")],
-            "rid",
-        ))
-        .unwrap();
+        let r = String::from_utf8(response("GetCallerIdentity", "ns", &[("Arn", "a<b")], "rid")).unwrap();
         assert!(r.contains("<Arn>a&lt;b</Arn>"));
         let (s, b) = error_body(&AwsError::unrecognized_client("bad"), "ns", "r");
         assert_eq!(s, 403);

@@ -285,10 +285,7 @@ pub struct SecretValue {
     pub version_id: String,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_blob")]
     pub secret_binary: Option<Sensitive>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_secret_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_secret_string")]
     pub secret_string: Option<SensitiveString>,
     pub version_stages: Vec<String>,
     pub created_date: f64,
@@ -354,10 +351,7 @@ pub struct SecretDescription {
     pub tags: Option<Vec<Tag>>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "VersionIdsToStages")]
     pub version_ids_to_stages: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        rename = "SecretVersionsToStages"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", rename = "SecretVersionsToStages")]
     pub secret_versions_to_stages: Option<BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owning_service: Option<String>,
@@ -461,9 +455,7 @@ pub struct Empty {}
 
 /// Names: ASCII letters, digits and `/_+=.@-`.
 pub fn is_secret_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
 }
 
 fn is_filter_value(s: &str) -> bool {
@@ -490,25 +482,14 @@ fn tags(v: &mut Validator, member: &str, tags: Option<&[Tag]>) {
         let k = format!("{member}.{}.member.key", i + 1);
         v.required(&k, &t.key);
         v.length(&k, t.key.as_deref(), 1, 128);
-        v.length(
-            &format!("{member}.{}.member.value", i + 1),
-            t.value.as_deref(),
-            0,
-            256,
-        );
+        v.length(&format!("{member}.{}.member.value", i + 1), t.value.as_deref(), 0, 256);
     }
 }
 
 fn filters(v: &mut Validator, filters: Option<&[Filter]>) {
-    v.list_length("filters", filters, 0, 10, |l| {
-        format!("{} filters", l.len())
-    });
+    v.list_length("filters", filters, 0, 10, |l| format!("{} filters", l.len()));
     for (i, f) in filters.unwrap_or_default().iter().enumerate() {
-        v.one_of(
-            &format!("filters.{}.member.key", i + 1),
-            f.key.as_deref(),
-            FILTER_KEYS,
-        );
+        v.one_of(&format!("filters.{}.member.key", i + 1), f.key.as_deref(), FILTER_KEYS);
         let member = format!("filters.{}.member.values", i + 1);
         v.list_length(&member, f.values.as_deref(), 1, 10, show_list);
         for (j, val) in f.values.as_deref().unwrap_or_default().iter().enumerate() {
@@ -595,20 +576,8 @@ impl GetSecretValueRequest {
 impl BatchGetSecretValueRequest {
     pub fn validate(&self) -> Result<(), crate::AwsError> {
         let mut v = Validator::new();
-        v.list_length(
-            "secretIdList",
-            self.secret_id_list.as_deref(),
-            1,
-            20,
-            show_list,
-        );
-        for (i, id) in self
-            .secret_id_list
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        v.list_length("secretIdList", self.secret_id_list.as_deref(), 1, 20, show_list);
+        for (i, id) in self.secret_id_list.as_deref().unwrap_or_default().iter().enumerate() {
             v.length(&format!("secretIdList.{}.member", i + 1), Some(id), 1, 2048);
         }
         filters(&mut v, self.filters.as_deref());
@@ -624,28 +593,11 @@ impl PutSecretValueRequest {
         secret_id(&mut v, &self.secret_id);
         token(&mut v, &self.client_request_token);
         secret_value(&mut v, &self.secret_string, &self.secret_binary);
-        v.list_length(
-            "versionStages",
-            self.version_stages.as_deref(),
-            1,
-            20,
-            show_list,
-        );
-        for (i, s) in self
-            .version_stages
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        v.list_length("versionStages", self.version_stages.as_deref(), 1, 20, show_list);
+        for (i, s) in self.version_stages.as_deref().unwrap_or_default().iter().enumerate() {
             v.length(&format!("versionStages.{}.member", i + 1), Some(s), 1, 256);
         }
-        v.sensitive_length(
-            "rotationToken",
-            self.rotation_token.as_ref().map(|t| t.len()),
-            36,
-            256,
-        );
+        v.sensitive_length("rotationToken", self.rotation_token.as_ref().map(|t| t.len()), 36, 256);
         v.pattern(
             "rotationToken",
             self.rotation_token.as_ref().map(|t| t.expose()),
@@ -688,12 +640,7 @@ impl ListSecretsRequest {
         v.one_of(
             "sortBy",
             self.sort_by.as_deref(),
-            &[
-                "created-date",
-                "last-accessed-date",
-                "last-changed-date",
-                "name",
-            ],
+            &["created-date", "last-accessed-date", "last-changed-date", "name"],
         );
         v.finish()
     }
@@ -715,18 +662,8 @@ impl UpdateSecretVersionStageRequest {
         secret_id(&mut v, &self.secret_id);
         v.required("versionStage", &self.version_stage);
         v.length("versionStage", self.version_stage.as_deref(), 1, 256);
-        v.length(
-            "removeFromVersionId",
-            self.remove_from_version_id.as_deref(),
-            32,
-            64,
-        );
-        v.length(
-            "moveToVersionId",
-            self.move_to_version_id.as_deref(),
-            32,
-            64,
-        );
+        v.length("removeFromVersionId", self.remove_from_version_id.as_deref(), 32, 64);
+        v.length("moveToVersionId", self.move_to_version_id.as_deref(), 32, 64);
         v.finish()
     }
 }
@@ -754,13 +691,7 @@ impl UntagResourceRequest {
         let mut v = Validator::new();
         secret_id(&mut v, &self.secret_id);
         v.required("tagKeys", &self.tag_keys);
-        for (i, k) in self
-            .tag_keys
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, k) in self.tag_keys.as_deref().unwrap_or_default().iter().enumerate() {
             v.length(&format!("tagKeys.{}.member", i + 1), Some(k), 1, 128);
         }
         v.finish()
@@ -771,12 +702,7 @@ impl GetRandomPasswordRequest {
     pub fn validate(&self) -> Result<(), crate::AwsError> {
         let mut v = Validator::new();
         v.range("passwordLength", self.password_length, 1, 4096);
-        v.length(
-            "excludeCharacters",
-            self.exclude_characters.as_deref(),
-            0,
-            4096,
-        );
+        v.length("excludeCharacters", self.exclude_characters.as_deref(), 0, 4096);
         v.finish()
     }
 }
@@ -838,13 +764,7 @@ impl RemoveRegionsFromReplicationRequest {
             .enumerate()
         {
             let m = format!("removeReplicaRegions.{}.member", i + 1);
-            v.pattern(
-                &m,
-                Some(r),
-                tumbler_types::is_region_name,
-                r"^([a-z]+-)+\d+$",
-                false,
-            );
+            v.pattern(&m, Some(r), tumbler_types::is_region_name, r"^([a-z]+-)+\d+$", false);
         }
         v.finish()
     }
@@ -857,12 +777,9 @@ mod tests {
 
     #[test]
     fn binary_is_base64_and_never_echoed() {
-        let r: PutSecretValueRequest =
-            decode(br#"{"SecretId":"a","SecretBinary":"AAEC/w=="}"#).unwrap();
+        let r: PutSecretValueRequest = decode(br#"{"SecretId":"a","SecretBinary":"AAEC/w=="}"#).unwrap();
         assert_eq!(r.secret_binary.unwrap().expose(), &[0, 1, 2, 255]);
-        let e =
-            decode::<PutSecretValueRequest>(br#"{"SecretId":"a","SecretBinary":"not base64!"}"#)
-                .unwrap_err();
+        let e = decode::<PutSecretValueRequest>(br#"{"SecretId":"a","SecretBinary":"not base64!"}"#).unwrap_err();
         assert_eq!(e.code, "SerializationException");
         assert!(!e.message.contains("not base64!"));
     }

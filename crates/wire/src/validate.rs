@@ -61,17 +61,9 @@ impl Validator {
 
     fn check_len(&mut self, member: &str, shown: Option<&str>, n: usize, min: usize, max: usize) {
         if n < min {
-            self.fail(
-                member,
-                shown,
-                &format!("have length greater than or equal to {min}"),
-            );
+            self.fail(member, shown, &format!("have length greater than or equal to {min}"));
         } else if n > max {
-            self.fail(
-                member,
-                shown,
-                &format!("have length less than or equal to {max}"),
-            );
+            self.fail(member, shown, &format!("have length less than or equal to {max}"));
         }
     }
 
@@ -95,17 +87,9 @@ impl Validator {
         if let Some(v) = value {
             let s = v.to_string();
             if v < min {
-                self.fail(
-                    member,
-                    Some(&s),
-                    &format!("have value greater than or equal to {min}"),
-                );
+                self.fail(member, Some(&s), &format!("have value greater than or equal to {min}"));
             } else if v > max {
-                self.fail(
-                    member,
-                    Some(&s),
-                    &format!("have value less than or equal to {max}"),
-                );
+                self.fail(member, Some(&s), &format!("have value less than or equal to {max}"));
             }
         }
     }
@@ -122,11 +106,7 @@ impl Validator {
             && !ok(v)
         {
             let shown = if sensitive { None } else { Some(v) };
-            self.fail(
-                member,
-                shown,
-                &format!("satisfy regular expression pattern: {pattern}"),
-            );
+            self.fail(member, shown, &format!("satisfy regular expression pattern: {pattern}"));
         }
     }
 

@@ -11,8 +11,8 @@ use super::values::{merge_tags, stored_tags, validate_tags};
 use crate::labels::{self, CURRENT, PREVIOUS};
 use crate::meta::SecretMeta;
 use crate::{
-    Ctx, Draft, MARKED_DELETED, ON_REPLICA, SecretsService, check_label_count, filters,
-    label_pairs, parse_meta, secs, store_err, update_row, versions_to_clean,
+    Ctx, Draft, MARKED_DELETED, ON_REPLICA, SecretsService, check_label_count, filters, label_pairs, parse_meta, secs,
+    store_err, update_row, versions_to_clean,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -37,8 +37,7 @@ struct ListToken {
 }
 
 fn encode_token<T: serde::Serialize>(t: &T) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(t).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).unwrap_or_default())
 }
 
 fn decode_token<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, AwsError> {
@@ -94,36 +93,20 @@ pub(crate) fn describe(
         } else {
             None
         },
-        tags: meta
-            .tags
-            .as_ref()
-            .map(|t| t.iter().map(Into::into).collect()),
+        tags: meta.tags.as_ref().map(|t| t.iter().map(Into::into).collect()),
         version_ids_to_stages: if list_form { None } else { stages.clone() },
         secret_versions_to_stages: if list_form { stages } else { None },
         owning_service: meta.owning_service.clone(),
         created_date: secs(row.created_ms),
         primary_region: meta.primary_region.clone(),
-        replication_status: if meta.replica {
-            None
-        } else {
-            replication_status
-        },
+        replication_status: if meta.replica { None } else { replication_status },
     }
 }
 
 impl SecretsService {
-    pub(crate) fn describe_secret(
-        &self,
-        ctx: &Ctx,
-        r: sm::SecretIdRequest,
-    ) -> Result<SecretDescription, AwsError> {
+    pub(crate) fn describe_secret(&self, ctx: &Ctx, r: sm::SecretIdRequest) -> Result<SecretDescription, AwsError> {
         let d = Draft::new(self.resolve(ctx, r.secret_id.as_deref().unwrap_or_default())?)?;
-        Ok(describe(
-            &d.state.row,
-            &d.meta,
-            labels::by_version(&d.labels),
-            false,
-        ))
+        Ok(describe(&d.state.row, &d.meta, labels::by_version(&d.labels), false))
     }
 
     /// One page of secrets matching `filters`, in the requested order.
@@ -160,9 +143,7 @@ impl SecretsService {
                     (Some(t), _) => Cursor::Text(t, tok.i),
                     (None, Some(n)) => Cursor::Int(n, tok.i),
                     (None, None) => {
-                        return Err(AwsError::invalid_next_token(
-                            "The NextToken value is invalid.",
-                        ));
+                        return Err(AwsError::invalid_next_token("The NextToken value is invalid."));
                     }
                 })
             }
@@ -225,10 +206,7 @@ impl SecretsService {
                 })
             })
         };
-        Ok(ListPage {
-            entries,
-            next_token,
-        })
+        Ok(ListPage { entries, next_token })
     }
 
     pub(crate) fn list_secrets(
@@ -250,12 +228,7 @@ impl SecretsService {
             .into_iter()
             .map(|l| {
                 let meta = parse_meta(&l.row)?;
-                Ok(describe(
-                    &l.row,
-                    &meta,
-                    l.stages.into_iter().collect(),
-                    true,
-                ))
+                Ok(describe(&l.row, &meta, l.stages.into_iter().collect(), true))
             })
             .collect::<Result<_, AwsError>>()?;
         Ok(sm::ListSecretsResponse {
@@ -278,19 +251,14 @@ impl SecretsService {
             .filter(|v| include_deprecated || !v.stages.is_empty())
             .collect();
         // Newest first.
-        versions.sort_by(|a, b| {
-            b.created_ms
-                .cmp(&a.created_ms)
-                .then(b.version_id.cmp(&a.version_id))
-        });
+        versions.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.version_id.cmp(&a.version_id)));
         let start = match r.next_token.as_deref() {
             None => 0,
             Some(t) => decode_token::<usize>(t)?,
         };
         let max = r.max_results.unwrap_or(100) as usize;
         let page: Vec<_> = versions.iter().skip(start).take(max).collect();
-        let next_token =
-            (start + page.len() < versions.len()).then(|| encode_token(&(start + page.len())));
+        let next_token = (start + page.len() < versions.len()).then(|| encode_token(&(start + page.len())));
         let default_key = d.meta.kms_key_id.is_none();
         Ok(sm::ListSecretVersionIdsResponse {
             versions: page
@@ -420,10 +388,7 @@ impl SecretsService {
                         arn: if id.starts_with("arn:") {
                             id.clone()
                         } else {
-                            format!(
-                                "arn:aws:secretsmanager:{}:{}:secret:{name}",
-                                ctx.region, ctx.account
-                            )
+                            format!("arn:aws:secretsmanager:{}:{}:secret:{name}", ctx.region, ctx.account)
                         },
                         name,
                         deletion_date: secs(now),
@@ -476,11 +441,7 @@ impl SecretsService {
         ))
     }
 
-    pub(crate) fn restore_secret(
-        &self,
-        ctx: &Ctx,
-        r: sm::SecretIdRequest,
-    ) -> Result<sm::ArnNameVersion, AwsError> {
+    pub(crate) fn restore_secret(&self, ctx: &Ctx, r: sm::SecretIdRequest) -> Result<sm::ArnNameVersion, AwsError> {
         let id = r.secret_id.clone().unwrap_or_default();
         for _ in 0..16 {
             let state = self.resolve(ctx, &id)?;
@@ -523,49 +484,30 @@ impl SecretsService {
         })
     }
 
-    pub(crate) fn tag_resource(
-        &self,
-        ctx: &Ctx,
-        r: sm::TagResourceRequest,
-    ) -> Result<sm::Empty, AwsError> {
+    pub(crate) fn tag_resource(&self, ctx: &Ctx, r: sm::TagResourceRequest) -> Result<sm::Empty, AwsError> {
         let add = stored_tags(r.tags.as_deref().unwrap_or_default());
-        self.change_meta(
-            ctx,
-            r.secret_id.as_deref().unwrap_or_default(),
-            |meta, _| {
-                let mut tags = meta.tags.clone().unwrap_or_default();
-                merge_tags(&mut tags, add.clone());
-                validate_tags(&tags)?;
-                meta.tags = Some(tags);
-                Ok(sm::Empty {})
-            },
-        )
+        self.change_meta(ctx, r.secret_id.as_deref().unwrap_or_default(), |meta, _| {
+            let mut tags = meta.tags.clone().unwrap_or_default();
+            merge_tags(&mut tags, add.clone());
+            validate_tags(&tags)?;
+            meta.tags = Some(tags);
+            Ok(sm::Empty {})
+        })
     }
 
-    pub(crate) fn untag_resource(
-        &self,
-        ctx: &Ctx,
-        r: sm::UntagResourceRequest,
-    ) -> Result<sm::Empty, AwsError> {
+    pub(crate) fn untag_resource(&self, ctx: &Ctx, r: sm::UntagResourceRequest) -> Result<sm::Empty, AwsError> {
         let keys = r.tag_keys.clone().unwrap_or_default();
-        if let Some(k) = keys
-            .iter()
-            .find(|k| k.to_ascii_lowercase().starts_with("aws:"))
-        {
+        if let Some(k) = keys.iter().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
             return Err(AwsError::invalid_parameter(format!(
                 "Tag key '{k}' is invalid: keys starting with 'aws:' are reserved for AWS use."
             )));
         }
-        self.change_meta(
-            ctx,
-            r.secret_id.as_deref().unwrap_or_default(),
-            |meta, _| {
-                if let Some(tags) = &mut meta.tags {
-                    tags.retain(|t| !keys.contains(&t.key));
-                }
-                Ok(sm::Empty {})
-            },
-        )
+        self.change_meta(ctx, r.secret_id.as_deref().unwrap_or_default(), |meta, _| {
+            if let Some(tags) = &mut meta.tags {
+                tags.retain(|t| !keys.contains(&t.key));
+            }
+            Ok(sm::Empty {})
+        })
     }
 
     pub(crate) fn get_random_password(
@@ -592,18 +534,14 @@ impl SecretsService {
                  or set BlockPublicPolicy to false.",
             ));
         }
-        self.change_meta(
-            ctx,
-            r.secret_id.as_deref().unwrap_or_default(),
-            |meta, row| {
-                meta.resource_policy = Some(policy.clone());
-                Ok(sm::ArnNameVersion {
-                    arn: row.arn.clone(),
-                    name: row.name.clone(),
-                    version_id: None,
-                })
-            },
-        )
+        self.change_meta(ctx, r.secret_id.as_deref().unwrap_or_default(), |meta, row| {
+            meta.resource_policy = Some(policy.clone());
+            Ok(sm::ArnNameVersion {
+                arn: row.arn.clone(),
+                name: row.name.clone(),
+                version_id: None,
+            })
+        })
     }
 
     pub(crate) fn get_resource_policy(
@@ -628,18 +566,14 @@ impl SecretsService {
         ctx: &Ctx,
         r: sm::SecretIdRequest,
     ) -> Result<sm::ArnNameVersion, AwsError> {
-        self.change_meta(
-            ctx,
-            r.secret_id.as_deref().unwrap_or_default(),
-            |meta, row| {
-                meta.resource_policy = None;
-                Ok(sm::ArnNameVersion {
-                    arn: row.arn.clone(),
-                    name: row.name.clone(),
-                    version_id: None,
-                })
-            },
-        )
+        self.change_meta(ctx, r.secret_id.as_deref().unwrap_or_default(), |meta, row| {
+            meta.resource_policy = None;
+            Ok(sm::ArnNameVersion {
+                arn: row.arn.clone(),
+                name: row.name.clone(),
+                version_id: None,
+            })
+        })
     }
 
     pub(crate) fn validate_resource_policy(

@@ -64,13 +64,7 @@ impl SecretsService {
         match op {
             "CreateSecret" => run!(self, ctx, body, sm::CreateSecretRequest, create_secret),
             "GetSecretValue" => run!(self, ctx, body, sm::GetSecretValueRequest, get_secret_value),
-            "BatchGetSecretValue" => run!(
-                self,
-                ctx,
-                body,
-                sm::BatchGetSecretValueRequest,
-                batch_get_secret_value
-            ),
+            "BatchGetSecretValue" => run!(self, ctx, body, sm::BatchGetSecretValueRequest, batch_get_secret_value),
             "PutSecretValue" => run!(self, ctx, body, sm::PutSecretValueRequest, put_secret_value),
             "UpdateSecret" => run!(self, ctx, body, sm::UpdateSecretRequest, update_secret),
             "DescribeSecret" => run!(self, ctx, body, sm::SecretIdRequest, describe_secret),
@@ -95,20 +89,8 @@ impl SecretsService {
             "RestoreSecret" => run!(self, ctx, body, sm::SecretIdRequest, restore_secret),
             "TagResource" => run!(self, ctx, body, sm::TagResourceRequest, tag_resource),
             "UntagResource" => run!(self, ctx, body, sm::UntagResourceRequest, untag_resource),
-            "GetRandomPassword" => run!(
-                self,
-                ctx,
-                body,
-                sm::GetRandomPasswordRequest,
-                get_random_password
-            ),
-            "PutResourcePolicy" => run!(
-                self,
-                ctx,
-                body,
-                sm::PutResourcePolicyRequest,
-                put_resource_policy
-            ),
+            "GetRandomPassword" => run!(self, ctx, body, sm::GetRandomPasswordRequest, get_random_password),
+            "PutResourcePolicy" => run!(self, ctx, body, sm::PutResourcePolicyRequest, put_resource_policy),
             "GetResourcePolicy" => run!(self, ctx, body, sm::SecretIdRequest, get_resource_policy),
             "DeleteResourcePolicy" => {
                 run!(self, ctx, body, sm::SecretIdRequest, delete_resource_policy)
@@ -140,13 +122,7 @@ impl SecretsService {
                     remove_regions_from_replication
                 )
             }
-            "StopReplicationToReplica" => run!(
-                self,
-                ctx,
-                body,
-                sm::SecretIdRequest,
-                stop_replication_to_replica
-            ),
+            "StopReplicationToReplica" => run!(self, ctx, body, sm::SecretIdRequest, stop_replication_to_replica),
             _ => Err(AwsError::unknown_operation(format!(
                 "The operation secretsmanager.{op} is not supported by this server."
             ))),

@@ -1,5 +1,7 @@
 //! Operations that write or read secret values.
 
+use std::sync::Arc;
+
 use tumbler_store::{NewVersion, SecretRow, SecretState, StoreError, Write};
 use tumbler_types::SensitiveString;
 use tumbler_wire::AwsError;
@@ -8,8 +10,8 @@ use tumbler_wire::secretsmanager::{self as sm, ApiError, SecretValue};
 use crate::labels::{self, CURRENT};
 use crate::meta::{SecretMeta, StoredTag};
 use crate::{
-    Ctx, Draft, INVALID_NAME, MARKED_DELETED, NOT_FOUND, SecretsService, Value, check_label_count,
-    day_of, label_pairs, secs, store_err, update_row, versions_to_clean,
+    Ctx, Draft, INVALID_NAME, MARKED_DELETED, NOT_FOUND, SecretsService, Value, check_label_count, day_of, label_pairs,
+    secs, store_err, update_row, versions_to_clean,
 };
 
 /// What writing a version comes to: a new write, or an idempotent retry
@@ -19,8 +21,7 @@ enum VersionWrite {
     Retry(sm::PutSecretValueResponse),
 }
 
-const NEED_TOKEN: &str =
-    "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
+const NEED_TOKEN: &str = "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
 
 pub(crate) fn one_value(
     string: Option<SensitiveString>,
@@ -47,9 +48,8 @@ pub(crate) fn arn_suffix() -> Result<String, AwsError> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut out = String::with_capacity(6);
     while out.len() < 6 {
-        let bytes = tumbler_crypto::random_bytes(16).map_err(|_| {
-            AwsError::internal("An internal error occurred. Try the request again.")
-        })?;
+        let bytes = tumbler_crypto::random_bytes(16)
+            .map_err(|_| AwsError::internal("An internal error occurred. Try the request again."))?;
         // Reject bytes >= 248 (62 * 4) so every character is equally likely.
         out.extend(
             bytes
@@ -76,10 +76,7 @@ pub(crate) fn validate_tags(tags: &[StoredTag]) -> Result<(), AwsError> {
                 t.key
             )));
         }
-        let ok = |s: &str| {
-            s.chars()
-                .all(|c| c.is_alphanumeric() || " +-=._:/@".contains(c))
-        };
+        let ok = |s: &str| s.chars().all(|c| c.is_alphanumeric() || " +-=._:/@".contains(c));
         if !ok(&t.key) || !ok(&t.value) {
             return Err(AwsError::invalid_parameter(format!(
                 "Tag '{}' is invalid: tag keys and values may contain only letters, digits, spaces and + - = . _ : / @",
@@ -177,11 +174,7 @@ impl SecretsService {
                 purge_at_ms: None,
                 meta: meta.to_json(),
             };
-            match self.store.apply(vec![Write::CreateSecret {
-                row,
-                versions,
-                stages,
-            }]) {
+            match self.store.apply(vec![Write::CreateSecret { row, versions, stages }]) {
                 Ok(_) => {
                     let mut resp = sm::CreateSecretResponse {
                         arn,
@@ -208,15 +201,13 @@ impl SecretsService {
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(AwsError::internal(
-            "An internal error occurred. Try the request again.",
-        ))
+        Err(AwsError::internal("An internal error occurred. Try the request again."))
     }
 
     /// CreateSecret on a name that exists: an idempotent retry, or an error.
     fn create_again(
         &self,
-        existing: SecretState,
+        existing: Arc<SecretState>,
         token: Option<&str>,
         value: Option<&Value>,
     ) -> Result<sm::CreateSecretResponse, AwsError> {
@@ -244,18 +235,9 @@ impl SecretsService {
         )))
     }
 
-    pub(crate) fn get_secret_value(
-        &self,
-        ctx: &Ctx,
-        r: sm::GetSecretValueRequest,
-    ) -> Result<SecretValue, AwsError> {
+    pub(crate) fn get_secret_value(&self, ctx: &Ctx, r: sm::GetSecretValueRequest) -> Result<SecretValue, AwsError> {
         let state = self.resolve(ctx, r.secret_id.as_deref().unwrap_or_default())?;
-        self.read_version(
-            ctx,
-            &state,
-            r.version_id.as_deref(),
-            r.version_stage.as_deref(),
-        )
+        self.read_version(ctx, &state, r.version_id.as_deref(), r.version_stage.as_deref())
     }
 
     /// The value of one version of `state`, chosen by id and/or label.
@@ -281,21 +263,14 @@ impl SecretsService {
                 }
                 (
                     v,
-                    format!(
-                        "Secrets Manager can't find the specified secret value for VersionId: {id}"
-                    ),
+                    format!("Secrets Manager can't find the specified secret value for VersionId: {id}"),
                 )
             }
             None => {
                 let stage = stage.unwrap_or(CURRENT);
                 (
-                    state
-                        .versions
-                        .iter()
-                        .find(|v| v.stages.iter().any(|s| s == stage)),
-                    format!(
-                        "Secrets Manager can't find the specified secret value for staging label: {stage}"
-                    ),
+                    state.versions.iter().find(|v| v.stages.iter().any(|s| s == stage)),
+                    format!("Secrets Manager can't find the specified secret value for staging label: {stage}"),
                 )
             }
         };
@@ -307,9 +282,7 @@ impl SecretsService {
             .load_value(state, &version.version_id)?
             .ok_or_else(|| AwsError::resource_not_found(missing))?;
         let today = day_of(ctx.now_ms());
-        if state.row.last_accessed_ms.is_none_or(|d| d < today)
-            || version.last_accessed_ms.is_none_or(|d| d < today)
-        {
+        if state.row.last_accessed_ms.is_none_or(|d| d < today) || version.last_accessed_ms.is_none_or(|d| d < today) {
             self.store.touch(tumbler_store::AccessTouch {
                 secret_id: state.row.id,
                 version_id: version.version_id.clone(),
@@ -350,21 +323,20 @@ impl SecretsService {
             ));
         }
         let mut out = sm::BatchGetSecretValueResponse::default();
-        let fetch = |out: &mut sm::BatchGetSecretValueResponse,
-                     id: &str,
-                     state: Result<Option<SecretState>, AwsError>| {
-            let r = state
-                .and_then(|s| s.ok_or_else(|| AwsError::resource_not_found(NOT_FOUND)))
-                .and_then(|s| self.read_version(ctx, &s, None, None));
-            match r {
-                Ok(v) => out.secret_values.push(v),
-                Err(e) => out.errors.push(ApiError {
-                    secret_id: id.to_owned(),
-                    error_code: e.code.to_owned(),
-                    message: e.message,
-                }),
-            }
-        };
+        let fetch =
+            |out: &mut sm::BatchGetSecretValueResponse, id: &str, state: Result<Option<Arc<SecretState>>, AwsError>| {
+                let r = state
+                    .and_then(|s| s.ok_or_else(|| AwsError::resource_not_found(NOT_FOUND)))
+                    .and_then(|s| self.read_version(ctx, &s, None, None));
+                match r {
+                    Ok(v) => out.secret_values.push(v),
+                    Err(e) => out.errors.push(ApiError {
+                        secret_id: id.to_owned(),
+                        error_code: e.code.to_owned(),
+                        message: e.message,
+                    }),
+                }
+            };
         if let Some(ids) = &r.secret_id_list {
             if r.next_token.is_some() {
                 return Err(AwsError::invalid_next_token(
@@ -398,17 +370,13 @@ impl SecretsService {
         ctx: &Ctx,
         r: sm::PutSecretValueRequest,
     ) -> Result<sm::PutSecretValueResponse, AwsError> {
-        let value = one_value(r.secret_string, r.secret_binary)?.ok_or_else(|| {
-            AwsError::invalid_request("You must provide either SecretString or SecretBinary.")
-        })?;
+        let value = one_value(r.secret_string, r.secret_binary)?
+            .ok_or_else(|| AwsError::invalid_request("You must provide either SecretString or SecretBinary."))?;
         let token = r
             .client_request_token
             .clone()
             .ok_or_else(|| AwsError::invalid_request(NEED_TOKEN))?;
-        let stages = r
-            .version_stages
-            .clone()
-            .unwrap_or_else(|| vec![CURRENT.to_owned()]);
+        let stages = r.version_stages.clone().unwrap_or_else(|| vec![CURRENT.to_owned()]);
         let id = r.secret_id.clone().unwrap_or_default();
         self.mutate(ctx, &id, |d| {
             Ok(match self.write_version(ctx, d, &token, &value, &stages)? {
@@ -433,14 +401,12 @@ impl SecretsService {
         let filling = match &existing {
             Some(v) if v.kind.is_some() => {
                 return match self.load_value(&d.state, token)? {
-                    Some(old) if old.same_as(value) => {
-                        Ok(VersionWrite::Retry(sm::PutSecretValueResponse {
-                            arn: d.arn().to_owned(),
-                            name: d.name().to_owned(),
-                            version_id: token.to_owned(),
-                            version_stages: labels::of(&d.labels, token),
-                        }))
-                    }
+                    Some(old) if old.same_as(value) => Ok(VersionWrite::Retry(sm::PutSecretValueResponse {
+                        arn: d.arn().to_owned(),
+                        name: d.name().to_owned(),
+                        version_id: token.to_owned(),
+                        version_stages: labels::of(&d.labels, token),
+                    })),
                     _ => Err(token_in_use(token, d.arn())),
                 };
             }
@@ -489,11 +455,7 @@ impl SecretsService {
         Ok(VersionWrite::New(Box::new(write), response))
     }
 
-    pub(crate) fn update_secret(
-        &self,
-        ctx: &Ctx,
-        r: sm::UpdateSecretRequest,
-    ) -> Result<sm::ArnNameVersion, AwsError> {
+    pub(crate) fn update_secret(&self, ctx: &Ctx, r: sm::UpdateSecretRequest) -> Result<sm::ArnNameVersion, AwsError> {
         let value = one_value(r.secret_string, r.secret_binary)?;
         let token = match (&value, r.client_request_token.clone()) {
             (Some(_), None) => return Err(AwsError::invalid_request(NEED_TOKEN)),
@@ -548,7 +510,7 @@ impl SecretsService {
             let meta_json = d.meta.to_json();
             if let (Some(v), Some(t)) = (&value, &token) {
                 let mut d2 = Draft { state: d.state.clone(), meta: d.meta.clone(), labels: d.labels.clone() };
-                d2.state.row.meta = meta_json.clone();
+                Arc::make_mut(&mut d2.state).row.meta = meta_json.clone();
                 resp.version_id = Some(t.clone());
                 match self.write_version(ctx, d2, t, v, &[CURRENT.to_owned()])? {
                     VersionWrite::New(mut w, _) => {

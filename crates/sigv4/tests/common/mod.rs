@@ -4,8 +4,7 @@
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, SessionTokenMode, SignableBody, SignableRequest, SignatureLocation,
-    SigningSettings, sign,
+    PayloadChecksumKind, SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -23,10 +22,7 @@ pub const SUITE_DATE: &str = "20150830T123600Z";
 pub fn parts(method: &str, uri: &str, headers: &[(&str, &[u8])]) -> Parts {
     let mut b = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
-        b = b.header(
-            *k,
-            http::HeaderValue::from_bytes(v).expect("valid header value"),
-        );
+        b = b.header(*k, http::HeaderValue::from_bytes(v).expect("valid header value"));
     }
     b.body(()).expect("valid request").into_parts().0
 }
@@ -38,12 +34,7 @@ pub fn ts(secs: i64) -> Timestamp {
 /// parse + verify, as the server does after key lookup.
 pub fn parse_and_verify(parts: &Parts, body: &[u8], secret: &str) -> Result<(), SigV4Error> {
     let auth = tumbler_sigv4::parse(parts)?;
-    let key = SigningKey::derive(
-        secret.as_bytes(),
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
-    );
+    let key = SigningKey::derive(secret.as_bytes(), &auth.scope_date, &auth.region, &auth.service);
     tumbler_sigv4::verify(&auth, parts, body, &key)
 }
 
@@ -92,8 +83,7 @@ pub const ORACLE_SECRET: &str = "oracle/secret+KEY/example0123456789abcdef";
 /// Signs with aws-sigv4 1.6 and returns the request as the client sends it
 /// (absolute URI, no Host header: HTTP/2 style).
 pub fn oracle_sign(r: &OracleRequest) -> http::Request<()> {
-    let identity: Identity =
-        Credentials::new(ORACLE_AKID, ORACLE_SECRET, r.token.clone(), None, "oracle").into();
+    let identity: Identity = Credentials::new(ORACLE_AKID, ORACLE_SECRET, r.token.clone(), None, "oracle").into();
     let mut settings = SigningSettings::default();
     if r.presign {
         settings.signature_location = SignatureLocation::QueryParams;
@@ -123,9 +113,7 @@ pub fn oracle_sign(r: &OracleRequest) -> http::Request<()> {
     .unwrap();
     let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
 
-    let mut b = http::Request::builder()
-        .method(r.method.as_str())
-        .uri(&r.url);
+    let mut b = http::Request::builder().method(r.method.as_str()).uri(&r.url);
     for (k, v) in &r.headers {
         b = b.header(k, v);
     }
@@ -135,8 +123,7 @@ pub fn oracle_sign(r: &OracleRequest) -> http::Request<()> {
         && !r.presign
         && let Some(token) = &r.token
     {
-        req.headers_mut()
-            .insert("x-amz-security-token", token.parse().unwrap());
+        req.headers_mut().insert("x-amz-security-token", token.parse().unwrap());
     }
     req
 }
@@ -157,15 +144,9 @@ pub fn to_http1(req: http::Request<()>) -> http::Request<()> {
         authority.as_str()
     };
     if !parts.headers.contains_key(http::header::HOST) {
-        parts
-            .headers
-            .insert(http::header::HOST, host.parse().unwrap());
+        parts.headers.insert(http::header::HOST, host.parse().unwrap());
     }
-    parts.uri = uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .parse()
-        .unwrap();
+    parts.uri = uri.path_and_query().map_or("/", |pq| pq.as_str()).parse().unwrap();
     http::Request::from_parts(parts, ())
 }
 

@@ -1,7 +1,9 @@
 -- Secrets: sortable/filterable fields are columns; everything else about a
 -- secret is `meta`, a JSON document owned by the secrets domain.
+-- AUTOINCREMENT: an id is never reused, so a write computed against a
+-- purged secret can never land on a new secret that took its name.
 CREATE TABLE secrets (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     account          TEXT    NOT NULL,
     region           TEXT    NOT NULL,
     name             TEXT    NOT NULL,

@@ -1,10 +1,12 @@
 //! SQLite backend: WAL, `synchronous=FULL`, foreign keys on, one writer
-//! thread with group commit, a small pool of reader connections.
+//! thread with group commit, a small pool of reader connections, and a
+//! read-through cache for the hot reads.
 //!
 //! Why our own pool and writer instead of a crate: the pool crates for
 //! rusqlite pin older rusqlite versions (two libsqlite3-sys cannot link), and
 //! group commit needs a writer that owns its connection anyway.
 
+mod cache;
 mod migrate;
 mod read;
 mod write;
@@ -16,8 +18,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{
-    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue,
-    SecretListing, SecretState, Store, StoreError, Write,
+    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing,
+    SecretState, Store, StoreError, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -25,6 +27,7 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 pub struct SqliteStore {
+    cache: Arc<cache::Cache>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     writer: mpsc::Sender<write::Job>,
@@ -32,8 +35,7 @@ pub struct SqliteStore {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
@@ -48,26 +50,26 @@ impl SqliteStore {
     /// Open (creating and migrating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         configure(&conn)?;
         migrate::run(&mut conn)?;
+        restrict_permissions(path);
 
         let readers = (0..4)
             .map(|_| {
                 let c = Connection::open_with_flags(
                     path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )
                 .map_err(backend)?;
                 configure(&c)?;
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (writer, handle) = write::spawn(conn)?;
+        let cache = Arc::new(cache::Cache::default());
+        let (writer, handle) = write::spawn(conn, cache.clone())?;
         Ok(Self {
+            cache,
             readers,
             next_reader: AtomicUsize::new(0),
             writer,
@@ -80,16 +82,21 @@ impl SqliteStore {
     /// labels from the same commit). Reads are short (indexed lookups on
     /// cached pages), so they run on the caller's thread.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        // BEGIN/COMMIT go through the statement cache; execute_batch would
+        // parse them on every read.
+        let in_snapshot = |conn: &Connection| {
+            conn.prepare_cached("BEGIN")
+                .and_then(|mut s| s.execute([]))
+                .map_err(backend)?;
+            let out = f(conn);
+            let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.prepare_cached(end)
+                .and_then(|mut s| s.execute([]))
+                .map_err(backend)?;
+            out
+        };
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let in_snapshot = |conn: &Connection| {
-            let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
-                .map_err(backend)?;
-            let out = f(&tx)?;
-            // Read-only: ending it cannot lose anything, and dropping it would too.
-            tx.finish().map_err(backend)?;
-            Ok(out)
-        };
         for i in 0..n {
             if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
                 return in_snapshot(&conn);
@@ -101,23 +108,42 @@ impl SqliteStore {
         in_snapshot(&conn)
     }
 
+    /// Read a secret through the cache.
+    fn load_secret(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<Option<SecretState>>,
+    ) -> Result<Option<Arc<SecretState>>> {
+        let generation = self.cache.generation();
+        let state = self.read(f)?.map(Arc::new);
+        if let Some(s) = &state {
+            self.cache.put_secret(generation, s.clone());
+        }
+        Ok(state)
+    }
+
     /// `PRAGMA integrity_check`, for tests and `tumbler` diagnostics.
     pub fn integrity_check(&self) -> Result<String> {
-        self.read(|c| {
-            c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-                .map_err(backend)
-        })
+        self.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(backend))
+    }
+}
+
+/// The store holds only ciphertext, but its metadata is nobody else's
+/// business either: owner-only, like the rest of the data directory.
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
     }
 }
 
 impl Store for SqliteStore {
-    fn secret_by_name(
-        &self,
-        account: &str,
-        region: &str,
-        name: &str,
-    ) -> Result<Option<SecretState>> {
-        self.read(|c| {
+    fn secret_by_name(&self, account: &str, region: &str, name: &str) -> Result<Option<Arc<SecretState>>> {
+        if let Some(s) = self.cache.secret_by_name(account, region, name) {
+            return Ok(Some(s));
+        }
+        self.load_secret(|c| {
             read::secret_where(
                 c,
                 "account = ?1 AND region = ?2 AND name = ?3",
@@ -126,17 +152,33 @@ impl Store for SqliteStore {
         })
     }
 
-    fn secret_by_arn(&self, arn: &str) -> Result<Option<SecretState>> {
-        self.read(|c| read::secret_where(c, "arn = ?1", &[arn]))
+    fn secret_by_arn(&self, arn: &str) -> Result<Option<Arc<SecretState>>> {
+        if let Some(s) = self.cache.secret_by_arn(arn) {
+            return Ok(Some(s));
+        }
+        self.load_secret(|c| read::secret_where(c, "arn = ?1", &[arn]))
     }
 
-    fn secret_by_id(&self, id: i64) -> Result<Option<SecretState>> {
+    fn secret_by_id(&self, id: i64) -> Result<Option<Arc<SecretState>>> {
+        if let Some(s) = self.cache.secret_by_id(id) {
+            return Ok(Some(s));
+        }
         let id = id.to_string();
-        self.read(|c| read::secret_where(c, "id = CAST(?1 AS INTEGER)", &[id.as_str()]))
+        self.load_secret(|c| read::secret_where(c, "id = CAST(?1 AS INTEGER)", &[id.as_str()]))
     }
 
-    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<SealedValue>> {
-        self.read(|c| read::version_value(c, secret_id, version_id))
+    fn version_value(&self, secret_id: i64, version_id: &str) -> Result<Option<Arc<SealedValue>>> {
+        if let Some(v) = self.cache.value(secret_id, version_id) {
+            return Ok(Some(v));
+        }
+        let generation = self.cache.generation();
+        let v = self
+            .read(|c| read::version_value(c, secret_id, version_id))?
+            .map(Arc::new);
+        if let Some(v) = &v {
+            self.cache.put_value(generation, secret_id, version_id, v.clone());
+        }
+        Ok(v)
     }
 
     fn list_secrets(&self, query: &ListQuery) -> Result<Vec<SecretListing>> {
@@ -152,11 +194,28 @@ impl Store for SqliteStore {
     }
 
     fn kms_key(&self, key_id: &str) -> Result<Option<KmsKeyRow>> {
-        self.read(|c| read::kms_key(c, key_id))
+        if let Some(k) = self.cache.kms_key(key_id) {
+            return Ok(Some((*k).clone()));
+        }
+        let generation = self.cache.generation();
+        let k = self.read(|c| read::kms_key(c, key_id))?;
+        if let Some(k) = &k {
+            self.cache.put_kms_key(generation, Arc::new(k.clone()));
+        }
+        Ok(k)
     }
 
     fn kms_alias(&self, account: &str, region: &str, alias_name: &str) -> Result<Option<String>> {
-        self.read(|c| read::kms_alias(c, account, region, alias_name))
+        if let Some(k) = self.cache.kms_alias(account, region, alias_name) {
+            return Ok(Some(k));
+        }
+        let generation = self.cache.generation();
+        let k = self.read(|c| read::kms_alias(c, account, region, alias_name))?;
+        if let Some(k) = &k {
+            self.cache
+                .put_kms_alias(generation, account, region, alias_name, k.clone());
+        }
+        Ok(k)
     }
 
     fn kms_material(&self, key_id: &str, version: i64) -> Result<Option<Vec<u8>>> {

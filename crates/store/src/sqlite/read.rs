@@ -4,8 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::backend;
 use crate::{
-    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing,
-    SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
+    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing, SecretRow,
+    SecretState, SortKey, StoreError, ValueKind, VersionMeta,
 };
 
 const SECRET_COLUMNS: &str = "id, account, region, name, arn, revision, created_ms, last_changed_ms, \
@@ -32,20 +32,12 @@ fn kind(s: Option<String>) -> rusqlite::Result<Option<ValueKind>> {
     match s {
         None => Ok(None),
         Some(s) => ValueKind::parse(&s).map(Some).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                "bad value_kind".into(),
-            )
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad value_kind".into())
         }),
     }
 }
 
-pub(crate) fn secret_where(
-    conn: &Connection,
-    clause: &str,
-    args: &[&str],
-) -> Result<Option<SecretState>> {
+pub(crate) fn secret_where(conn: &Connection, clause: &str, args: &[&str]) -> Result<Option<SecretState>> {
     let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE {clause}");
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let row = stmt
@@ -79,14 +71,10 @@ fn versions(conn: &Connection, secret_id: i64) -> Result<Vec<VersionMeta>> {
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT stage, version_id FROM version_stages WHERE secret_id = ?1 ORDER BY stage",
-        )
+        .prepare_cached("SELECT stage, version_id FROM version_stages WHERE secret_id = ?1 ORDER BY stage")
         .map_err(backend)?;
     let stages = stmt
-        .query_map([secret_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
+        .query_map([secret_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(backend)?;
     for s in stages {
         let (stage, version_id) = s.map_err(backend)?;
@@ -102,11 +90,7 @@ fn versions(conn: &Connection, secret_id: i64) -> Result<Vec<VersionMeta>> {
     Ok(out)
 }
 
-pub(crate) fn version_value(
-    conn: &Connection,
-    secret_id: i64,
-    version_id: &str,
-) -> Result<Option<SealedValue>> {
+pub(crate) fn version_value(conn: &Connection, secret_id: i64, version_id: &str) -> Result<Option<SealedValue>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT value_kind, kms_key_id, wrapped_key, ciphertext FROM secret_versions
@@ -132,11 +116,7 @@ pub(crate) fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<SecretListing
         SortKey::LastAccessedDate => "COALESCE(last_accessed_ms, 0)",
         SortKey::Name => "name",
     };
-    let (cmp, dir) = if q.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
+    let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
     let deleted = if q.include_deleted {
         ""
     } else {
@@ -155,12 +135,8 @@ pub(crate) fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<SecretListing
     let limit = q.limit as i64;
     let rows: Vec<SecretRow> = match &q.after {
         None => stmt.query_map(params![q.account, q.region, 0, 0, limit], secret_row),
-        Some(Cursor::Int(v, id)) => {
-            stmt.query_map(params![q.account, q.region, v, id, limit], secret_row)
-        }
-        Some(Cursor::Text(v, id)) => {
-            stmt.query_map(params![q.account, q.region, v, id, limit], secret_row)
-        }
+        Some(Cursor::Int(v, id)) => stmt.query_map(params![q.account, q.region, v, id, limit], secret_row),
+        Some(Cursor::Text(v, id)) => stmt.query_map(params![q.account, q.region, v, id, limit], secret_row),
     }
     .map_err(backend)?
     .collect::<rusqlite::Result<_>>()
@@ -173,9 +149,7 @@ pub(crate) fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<SecretListing
         .map(|row| {
             let mut stages: Vec<(String, Vec<String>)> = Vec::new();
             let pairs = stmt
-                .query_map([row.id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_map([row.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(backend)?;
             for p in pairs {
                 let (vid, stage) = p.map_err(backend)?;
@@ -191,9 +165,7 @@ pub(crate) fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<SecretListing
 
 pub(crate) fn due_for_purge(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<i64>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= ?1 LIMIT ?2",
-        )
+        .prepare_cached("SELECT id FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= ?1 LIMIT ?2")
         .map_err(backend)?;
     stmt.query_map(params![now_ms, limit as i64], |r| r.get(0))
         .map_err(backend)?
@@ -203,9 +175,7 @@ pub(crate) fn due_for_purge(conn: &Connection, now_ms: i64, limit: usize) -> Res
 
 pub(crate) fn secret_regions(conn: &Connection, account: &str, name: &str) -> Result<Vec<String>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT region FROM secrets WHERE account = ?1 AND name = ?2 ORDER BY region",
-        )
+        .prepare_cached("SELECT region FROM secrets WHERE account = ?1 AND name = ?2 ORDER BY region")
         .map_err(backend)?;
     stmt.query_map(params![account, name], |r| r.get(0))
         .map_err(backend)?
@@ -237,27 +207,16 @@ pub(crate) fn kms_key(conn: &Connection, key_id: &str) -> Result<Option<KmsKeyRo
     .map_err(backend)
 }
 
-pub(crate) fn kms_alias(
-    conn: &Connection,
-    account: &str,
-    region: &str,
-    alias: &str,
-) -> Result<Option<String>> {
+pub(crate) fn kms_alias(conn: &Connection, account: &str, region: &str, alias: &str) -> Result<Option<String>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT key_id FROM kms_aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
-        )
+        .prepare_cached("SELECT key_id FROM kms_aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3")
         .map_err(backend)?;
     stmt.query_row(params![account, region, alias], |r| r.get(0))
         .optional()
         .map_err(backend)
 }
 
-pub(crate) fn kms_material(
-    conn: &Connection,
-    key_id: &str,
-    version: i64,
-) -> Result<Option<Vec<u8>>> {
+pub(crate) fn kms_material(conn: &Connection, key_id: &str, version: i64) -> Result<Option<Vec<u8>>> {
     let mut stmt = conn
         .prepare_cached("SELECT wrapped FROM kms_key_material WHERE key_id = ?1 AND version = ?2")
         .map_err(backend)?;

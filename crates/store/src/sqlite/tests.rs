@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::*;
 use crate::{Applied, Cursor, NewVersion, SecretRow, SortKey, ValueKind};
 
@@ -78,17 +80,11 @@ fn create(s: &SqliteStore, name: &str, created: i64) -> i64 {
 fn create_read_and_names_are_unique() {
     let (_d, s) = store();
     let id = create(&s, "a", 1);
-    let st = s
-        .secret_by_name("000000000000", "us-east-1", "a")
-        .unwrap()
-        .unwrap();
+    let st = s.secret_by_name("000000000000", "us-east-1", "a").unwrap().unwrap();
     assert_eq!(st.row.id, id);
     assert_eq!(st.row.revision, 1);
     assert_eq!(st.versions[0].stages, vec!["AWSCURRENT"]);
-    assert_eq!(
-        s.version_value(id, "v1").unwrap().unwrap().ciphertext,
-        vec![1; 4]
-    );
+    assert_eq!(s.version_value(id, "v1").unwrap().unwrap().ciphertext, vec![1; 4]);
     assert!(s.secret_by_arn(&st.row.arn).unwrap().is_some());
     let dup = s.apply(vec![Write::CreateSecret {
         row: row("a", 2),
@@ -133,11 +129,7 @@ fn stale_revision_conflicts_and_batch_is_atomic() {
         upd(1),
     ]);
     assert!(matches!(r, Err(StoreError::Conflict)));
-    assert!(
-        s.secret_by_name("000000000000", "us-east-1", "b")
-            .unwrap()
-            .is_none()
-    );
+    assert!(s.secret_by_name("000000000000", "us-east-1", "b").unwrap().is_none());
     let st = s.secret_by_id(id).unwrap().unwrap();
     assert_eq!(st.row.revision, 2);
     assert_eq!(st.versions.len(), 2);
@@ -190,21 +182,12 @@ fn list_pages_by_keyset() {
         limit: 2,
     };
     let p1 = s.list_secrets(&q).unwrap();
-    assert_eq!(
-        p1.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(),
-        ["n4", "n3"]
-    );
-    assert_eq!(
-        p1[0].stages,
-        vec![("v1".to_string(), vec!["AWSCURRENT".to_string()])]
-    );
+    assert_eq!(p1.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(), ["n4", "n3"]);
+    assert_eq!(p1[0].stages, vec![("v1".to_string(), vec!["AWSCURRENT".to_string()])]);
     let last = &p1[1].row;
     q.after = Some(Cursor::Int(last.created_ms, last.id));
     let p2 = s.list_secrets(&q).unwrap();
-    assert_eq!(
-        p2.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(),
-        ["n2", "n1"]
-    );
+    assert_eq!(p2.iter().map(|l| l.row.name.as_str()).collect::<Vec<_>>(), ["n2", "n1"]);
     q.sort = SortKey::Name;
     q.descending = true;
     q.after = Some(Cursor::Text("n3".into(), 0));
@@ -244,7 +227,7 @@ fn concurrent_writers_all_commit() {
 #[test]
 fn reads_see_one_snapshot_while_labels_move() {
     let (_d, s) = store();
-    let s = std::sync::Arc::new(s);
+    let s = Arc::new(s);
     let id = create(&s, "a", 1);
     let writer = {
         let s = s.clone();
@@ -252,7 +235,11 @@ fn reads_see_one_snapshot_while_labels_move() {
             for i in 2..200 {
                 let st = s.secret_by_id(id).unwrap().unwrap();
                 let vid = format!("v{i}");
-                let mut versions = vec![NewVersion { version_id: vid.clone(), created_ms: i, value: Some(value(2)) }];
+                let mut versions = vec![NewVersion {
+                    version_id: vid.clone(),
+                    created_ms: i,
+                    value: Some(value(2)),
+                }];
                 versions.truncate(1);
                 let old: Vec<String> = st.versions.iter().map(|v| v.version_id.clone()).collect();
                 s.apply(vec![Write::UpdateSecret {
@@ -269,7 +256,64 @@ fn reads_see_one_snapshot_while_labels_move() {
     };
     for _ in 0..2000 {
         let st = s.secret_by_id(id).unwrap().unwrap();
-        assert_eq!(st.versions.iter().filter(|v| v.stages.iter().any(|x| x == "AWSCURRENT")).count(), 1);
+        assert_eq!(
+            st.versions
+                .iter()
+                .filter(|v| v.stages.iter().any(|x| x == "AWSCURRENT"))
+                .count(),
+            1
+        );
     }
     writer.join().unwrap();
+}
+
+#[test]
+fn cached_reads_follow_every_commit() {
+    let (_d, s) = store();
+    let id = create(&s, "a", 1);
+    // Warm the cache, then change the secret: the next read sees the change.
+    let st = s.secret_by_name("000000000000", "us-east-1", "a").unwrap().unwrap();
+    assert_eq!(s.version_value(id, "v1").unwrap().unwrap().ciphertext, vec![1; 4]);
+    s.apply(vec![Write::UpdateSecret {
+        row: SecretRow {
+            meta: "{\"x\":1}".into(),
+            ..st.row.clone()
+        },
+        new_versions: vec![NewVersion {
+            version_id: "v2".into(),
+            created_ms: 2,
+            value: Some(value(2)),
+        }],
+        fill_versions: vec![],
+        delete_versions: vec!["v1".into()],
+        stages: Some(vec![("AWSCURRENT".into(), "v2".into())]),
+        rewrap_versions: vec![],
+    }])
+    .unwrap();
+    let st = s.secret_by_arn(&st.row.arn).unwrap().unwrap();
+    assert_eq!(st.row.meta, "{\"x\":1}");
+    assert_eq!(st.versions.len(), 1);
+    assert!(s.version_value(id, "v1").unwrap().is_none());
+    s.apply(vec![Write::PurgeSecret { id }]).unwrap();
+    assert!(s.secret_by_name("000000000000", "us-east-1", "a").unwrap().is_none());
+    assert!(s.secret_by_id(id).unwrap().is_none());
+}
+
+#[test]
+fn ids_are_never_reused_so_stale_writes_cannot_land_on_a_new_secret() {
+    let (_d, s) = store();
+    let id = create(&s, "a", 1);
+    let stale = s.secret_by_id(id).unwrap().unwrap();
+    s.apply(vec![Write::PurgeSecret { id }]).unwrap();
+    let id2 = create(&s, "a", 2);
+    assert_ne!(id, id2);
+    let r = s.apply(vec![Write::UpdateSecret {
+        row: stale.row.clone(),
+        new_versions: vec![],
+        fill_versions: vec![],
+        delete_versions: vec![],
+        stages: Some(vec![("AWSPREVIOUS".into(), "v1".into())]),
+        rewrap_versions: vec![],
+    }]);
+    assert!(matches!(r, Err(StoreError::Conflict)));
 }

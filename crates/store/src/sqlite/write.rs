@@ -4,12 +4,13 @@
 //! One fsync then covers a whole batch of concurrent writers (group commit),
 //! and no caller hears "done" before its write is durable.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::backend;
+use super::cache::{Cache, Changed};
 use crate::{AccessTouch, Applied, NewVersion, Result, SealedValue, SecretRow, StoreError, Write};
 
 const MAX_BATCH: usize = 256;
@@ -35,21 +36,16 @@ impl Drop for WriterHandle {
     }
 }
 
-pub(crate) fn spawn(conn: Connection) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+pub(crate) fn spawn(conn: Connection, cache: Arc<Cache>) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
     let (tx, rx) = mpsc::channel::<Job>();
     let thread = std::thread::Builder::new()
         .name("tumbler-store-writer".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || run(conn, rx, &cache))
         .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-    Ok((
-        tx,
-        WriterHandle {
-            thread: Some(thread),
-        },
-    ))
+    Ok((tx, WriterHandle { thread: Some(thread) }))
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -58,12 +54,23 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, jobs);
+        commit_batch(&mut conn, jobs, cache);
     }
 }
 
-fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
+/// What a write changes, for cache invalidation.
+fn note(changed: &mut Changed, w: &Write) {
+    match w {
+        Write::UpdateSecret { row, .. } => changed.secrets.push(row.id),
+        Write::PurgeSecret { id } => changed.secrets.push(*id),
+        Write::CreateKmsKey { .. } => changed.kms = true,
+        Write::CreateSecret { .. } | Write::CreatePrincipal(_) | Write::CreateAccessKey(_) => {}
+    }
+}
+
+fn commit_batch(conn: &mut Connection, jobs: Vec<Job>, cache: &Cache) {
     let mut results: Vec<(Reply, Result<Vec<Applied>>)> = Vec::new();
+    let mut changed = Changed::default();
     let outcome = (|| -> Result<()> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
         for job in jobs {
@@ -71,13 +78,14 @@ fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
                 Job::Touch(t) => {
                     // Bookkeeping only; a failure here must not fail the batch.
                     let _ = touch(conn, &t);
+                    changed.secrets.push(t.secret_id);
                 }
                 Job::Apply { writes, reply } => {
                     conn.execute_batch("SAVEPOINT job").map_err(backend)?;
-                    let r = writes
-                        .into_iter()
-                        .map(|w| apply(conn, w))
-                        .collect::<Result<Vec<_>>>();
+                    for w in &writes {
+                        note(&mut changed, w);
+                    }
+                    let r = writes.into_iter().map(|w| apply(conn, w)).collect::<Result<Vec<_>>>();
                     if r.is_err() {
                         conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
                     }
@@ -88,6 +96,8 @@ fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
         }
         conn.execute_batch("COMMIT").map_err(backend)
     })();
+    // Invalidate after a failed commit too: a miss only costs a read.
+    cache.invalidate(&changed);
     match outcome {
         Ok(()) => {
             for (reply, r) in results {
@@ -128,11 +138,7 @@ fn constraint(e: rusqlite::Error, what: &str) -> StoreError {
 
 fn apply(conn: &Connection, w: Write) -> Result<Applied> {
     match w {
-        Write::CreateSecret {
-            row,
-            versions,
-            stages,
-        } => {
+        Write::CreateSecret { row, versions, stages } => {
             let id = insert_secret(conn, &row)?;
             for v in &versions {
                 insert_version(conn, id, v)?;
@@ -168,12 +174,10 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
                 replace_stages(conn, row.id, stages)?;
             }
             for vid in &delete_versions {
-                conn.prepare_cached(
-                    "DELETE FROM secret_versions WHERE secret_id = ?1 AND version_id = ?2",
-                )
-                .map_err(backend)?
-                .execute(params![row.id, vid])
-                .map_err(backend)?;
+                conn.prepare_cached("DELETE FROM secret_versions WHERE secret_id = ?1 AND version_id = ?2")
+                    .map_err(backend)?
+                    .execute(params![row.id, vid])
+                    .map_err(backend)?;
             }
             Ok(Applied::Done)
         }
@@ -210,7 +214,12 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
                 "INSERT INTO kms_key_material (key_id, version, wrapped, created_ms) VALUES (?1, ?2, ?3, ?4)",
             )
             .map_err(backend)?
-            .execute(params![key.key_id, key.current_material, wrapped_material, key.created_ms])
+            .execute(params![
+                key.key_id,
+                key.current_material,
+                wrapped_material,
+                key.created_ms
+            ])
             .map_err(backend)?;
             for alias in &aliases {
                 conn.prepare_cached(
@@ -246,7 +255,13 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(backend)?
-            .execute(params![k.access_key_id, k.principal_arn, k.status, k.sealed_secret, k.created_ms])
+            .execute(params![
+                k.access_key_id,
+                k.principal_arn,
+                k.status,
+                k.sealed_secret,
+                k.created_ms
+            ])
             .map_err(|e| constraint(e, "access key"))?;
             Ok(Applied::Done)
         }
@@ -290,13 +305,16 @@ fn update_secret(conn: &Connection, r: &SecretRow) -> Result<()> {
              WHERE id = ?1 AND revision = ?2",
         )
         .map_err(backend)?
-        .execute(params![r.id, r.revision, r.last_changed_ms, r.deleted_ms, r.purge_at_ms, r.meta])
+        .execute(params![
+            r.id,
+            r.revision,
+            r.last_changed_ms,
+            r.deleted_ms,
+            r.purge_at_ms,
+            r.meta
+        ])
         .map_err(backend)?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict)
-    }
+    if n == 1 { Ok(()) } else { Err(StoreError::Conflict) }
 }
 
 fn insert_version(conn: &Connection, secret_id: i64, v: &NewVersion) -> Result<()> {
@@ -319,25 +337,23 @@ fn insert_version(conn: &Connection, secret_id: i64, v: &NewVersion) -> Result<(
     Ok(())
 }
 
-fn fill_version(
-    conn: &Connection,
-    secret_id: i64,
-    version_id: &str,
-    s: &SealedValue,
-) -> Result<()> {
+fn fill_version(conn: &Connection, secret_id: i64, version_id: &str, s: &SealedValue) -> Result<()> {
     let n = conn
         .prepare_cached(
             "UPDATE secret_versions SET value_kind = ?3, kms_key_id = ?4, wrapped_key = ?5, ciphertext = ?6
              WHERE secret_id = ?1 AND version_id = ?2 AND ciphertext IS NULL",
         )
         .map_err(backend)?
-        .execute(params![secret_id, version_id, s.kind.as_str(), s.kms_key_id, s.wrapped_key, s.ciphertext])
+        .execute(params![
+            secret_id,
+            version_id,
+            s.kind.as_str(),
+            s.kms_key_id,
+            s.wrapped_key,
+            s.ciphertext
+        ])
         .map_err(backend)?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict)
-    }
+    if n == 1 { Ok(()) } else { Err(StoreError::Conflict) }
 }
 
 fn replace_stages(conn: &Connection, secret_id: i64, stages: &[(String, String)]) -> Result<()> {
@@ -346,9 +362,7 @@ fn replace_stages(conn: &Connection, secret_id: i64, stages: &[(String, String)]
         .execute([secret_id])
         .map_err(backend)?;
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO version_stages (secret_id, stage, version_id) VALUES (?1, ?2, ?3)",
-        )
+        .prepare_cached("INSERT INTO version_stages (secret_id, stage, version_id) VALUES (?1, ?2, ?3)")
         .map_err(backend)?;
     for (stage, vid) in stages {
         stmt.execute(params![secret_id, stage, vid])

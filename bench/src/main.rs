@@ -1,0 +1,231 @@
+//! Load generation and measurements for BENCHMARKS.md.
+//!
+//! - `seed`: CreateSecret N secrets with C concurrent clients (creates/s).
+//! - `put`: PutSecretValue for D seconds with C clients (durable writes/s).
+//! - `list`: ListSecrets first page, repeated (p50/p99 latency).
+//! - `wrk-script`: a wrk Lua script that replays one SigV4-signed
+//!   GetSecretValue request (valid for the 15-minute signature window, as a
+//!   busy SDK client's requests are); the server verifies every one in full.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, default_value = "http://127.0.0.1:8443")]
+    endpoint: String,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key_id: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
+    secret_access_key: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Seed {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+    },
+    /// Writes go round the secrets `<prefix>/0000000..<secrets>` (one secret
+    /// alone would hit the quota of 100 versions a day, as on AWS).
+    Put {
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        #[arg(long)]
+        secrets: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    List {
+        #[arg(long, default_value_t = 50)]
+        repeat: usize,
+    },
+    WrkScript {
+        #[arg(long)]
+        secret_id: String,
+    },
+}
+
+fn client(cli: &Cli) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(cli.region.clone()))
+        .credentials_provider(Credentials::new(
+            &cli.access_key_id,
+            &cli.secret_access_key,
+            None,
+            None,
+            "bench",
+        ))
+        .endpoint_url(&cli.endpoint)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let c = client(&cli);
+    match &cli.command {
+        Command::Seed {
+            count,
+            concurrency,
+            prefix,
+        } => {
+            let started = Instant::now();
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..*concurrency {
+                let (c, next, prefix, count) = (c.clone(), next.clone(), prefix.clone(), *count);
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= count {
+                            return Ok::<_, anyhow::Error>(());
+                        }
+                        c.create_secret()
+                            .name(format!("{prefix}/{i:07}"))
+                            .description(format!("benchmark secret {i}"))
+                            .secret_string(format!("{{\"username\":\"u{i}\",\"password\":\"p{i}\"}}"))
+                            .send()
+                            .await
+                            .with_context(|| format!("create {i}"))?;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "seed count={count} concurrency={concurrency} seconds={secs:.2} creates_per_sec={:.0}",
+                *count as f64 / secs
+            );
+        }
+        Command::Put {
+            prefix,
+            secrets,
+            seconds,
+            concurrency,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(*seconds);
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for t in 0..*concurrency {
+                let (c, prefix, secrets) = (c.clone(), prefix.clone(), *secrets);
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = 0usize;
+                    while Instant::now() < deadline {
+                        let id = format!("{prefix}/{:07}", (t * 7919 + i * 104_729) % secrets);
+                        let s = Instant::now();
+                        c.put_secret_value()
+                            .secret_id(&id)
+                            .secret_string(format!("v-{t}-{i}"))
+                            .send()
+                            .await?;
+                        lat.push(s.elapsed());
+                        i += 1;
+                    }
+                    Ok::<_, anyhow::Error>(lat)
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await??);
+            }
+            all.sort();
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "put concurrency={concurrency} writes={} puts_per_sec={:.0} p50_ms={:.2} p99_ms={:.2}",
+                all.len(),
+                all.len() as f64 / secs,
+                percentile(&all, 0.5),
+                percentile(&all, 0.99)
+            );
+        }
+        Command::List { repeat } => {
+            let mut lat = Vec::new();
+            for _ in 0..*repeat {
+                let s = Instant::now();
+                let r = c.list_secrets().max_results(100).send().await?;
+                lat.push(s.elapsed());
+                anyhow::ensure!(r.secret_list().len() == 100, "expected a full page");
+            }
+            lat.sort();
+            println!(
+                "list_first_page repeat={repeat} p50_ms={:.2} p99_ms={:.2}",
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            );
+        }
+        Command::WrkScript { secret_id } => print!("{}", wrk_script(&cli, secret_id)?),
+    }
+    Ok(())
+}
+
+fn lua_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn wrk_script(cli: &Cli, secret_id: &str) -> Result<String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4::SigningParams;
+
+    let uri: http::Uri = cli.endpoint.parse()?;
+    let host = uri.authority().context("endpoint has no host")?.to_string();
+    let body = format!("{{\"SecretId\":\"{secret_id}\"}}");
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "secretsmanager.GetSecretValue"),
+    ];
+    let identity = Credentials::new(&cli.access_key_id, &cli.secret_access_key, None, None, "bench").into();
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region(&cli.region)
+        .name("secretsmanager")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        cli.endpoint.clone(),
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )?;
+    let (instructions, _) = sign(signable, &params)?.into_parts();
+    let mut lines = vec![
+        "wrk.method = \"POST\"".to_owned(),
+        format!("wrk.body = {}", lua_string(&body)),
+    ];
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
+        lines.push(format!("wrk.headers[{}] = {}", lua_string(k), lua_string(v)));
+    }
+    for (k, v) in instructions.headers() {
+        lines.push(format!("wrk.headers[{}] = {}", lua_string(k), lua_string(v)));
+    }
+    Ok(lines.join("\n") + "\n")
+}
