@@ -37,6 +37,10 @@ impl Server {
         Self::start_in(tempfile::tempdir().expect("tempdir"), true)
     }
 
+    pub fn start_https() -> Server {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), false)
+    }
+
     /// Start (or restart) a server on `dir`.
     pub fn start_in(dir: tempfile::TempDir, http: bool) -> Server {
         let stderr_log = dir.path().join("server.log");
@@ -121,6 +125,29 @@ impl Server {
             .region(Region::new(region.to_owned()))
             .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
             .endpoint_url(&self.url)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+
+    /// A client that trusts only this server's generated CA (`DIR/ca.pem`).
+    pub fn tls_client(&self) -> aws_sdk_secretsmanager::Client {
+        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+        let ca = std::fs::read(self.data_dir().join("ca.pem")).expect("DIR/ca.pem is written on first start");
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(
+                TlsContext::builder()
+                    .with_trust_store(TrustStore::empty().with_pem_certificate(ca))
+                    .build()
+                    .expect("tls context"),
+            )
+            .build_https();
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(AKID, SECRET, None, None, "test"))
+            .endpoint_url(&self.url)
+            .http_client(http)
             .build();
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }

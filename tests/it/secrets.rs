@@ -217,3 +217,26 @@ async fn sigterm_stops_cleanly() {
     let status = s.terminate();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_the_generated_ca() {
+    let s = Server::start_https();
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let c = s.tls_client();
+    c.create_secret()
+        .name("tls")
+        .secret_string("over-tls")
+        .send()
+        .await
+        .unwrap();
+    let v = c.get_secret_value().secret_id("tls").send().await.unwrap();
+    assert_eq!(v.secret_string(), Some("over-tls"));
+    // A client that does not trust the generated CA is refused by TLS itself.
+    let e = s.client().list_secrets().send().await.unwrap_err();
+    assert!(e.as_service_error().is_none(), "expected a TLS failure, got {e:?}");
+    let mode = std::fs::metadata(s.data_dir().join("credentials")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+}

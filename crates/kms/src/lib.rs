@@ -178,7 +178,7 @@ impl Kms {
         Ok(kek)
     }
 
-    fn usable(&self, key_id: &str) -> Result<KmsKeyRow, KmsError> {
+    fn usable(&self, key_id: &str) -> Result<Arc<KmsKeyRow>, KmsError> {
         let row = self
             .store
             .kms_key(key_id)?
@@ -238,11 +238,11 @@ fn parse_blob(blob: &[u8]) -> Option<(&str, u32, &[u8])> {
     Some((key_id, version, &blob[1 + KEY_ID_LEN + 4..]))
 }
 
-fn key_ref(row: KmsKeyRow) -> KeyRef {
+fn key_ref(row: Arc<KmsKeyRow>) -> KeyRef {
     KeyRef {
         aws_managed: row.key_manager == "AWS",
-        key_id: row.key_id,
-        arn: row.arn,
+        key_id: row.key_id.clone(),
+        arn: row.arn.clone(),
     }
 }
 

@@ -276,7 +276,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 
-    fn kms_key(&self, key_id: &str) -> Result<Option<KmsKeyRow>>;
+    fn kms_key(&self, key_id: &str) -> Result<Option<Arc<KmsKeyRow>>>;
     fn kms_alias(&self, account: &str, region: &str, alias_name: &str) -> Result<Option<String>>;
     fn kms_material(&self, key_id: &str, version: i64) -> Result<Option<Vec<u8>>>;
 

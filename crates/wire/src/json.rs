@@ -13,6 +13,11 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     } else {
         body
     };
+    // The fast path; tracking the path costs on every member, so it only runs
+    // again to word an error.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

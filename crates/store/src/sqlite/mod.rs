@@ -193,14 +193,14 @@ impl Store for SqliteStore {
         self.read(|c| read::secret_regions(c, account, name))
     }
 
-    fn kms_key(&self, key_id: &str) -> Result<Option<KmsKeyRow>> {
+    fn kms_key(&self, key_id: &str) -> Result<Option<Arc<KmsKeyRow>>> {
         if let Some(k) = self.cache.kms_key(key_id) {
-            return Ok(Some((*k).clone()));
+            return Ok(Some(k));
         }
         let generation = self.cache.generation();
-        let k = self.read(|c| read::kms_key(c, key_id))?;
+        let k = self.read(|c| read::kms_key(c, key_id))?.map(Arc::new);
         if let Some(k) = &k {
-            self.cache.put_kms_key(generation, Arc::new(k.clone()));
+            self.cache.put_kms_key(generation, k.clone());
         }
         Ok(k)
     }
