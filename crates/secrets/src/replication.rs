@@ -21,7 +21,7 @@ fn replica_arn(primary_arn: &str, region: &str) -> String {
     parts.join(":")
 }
 
-fn statuses(meta: &SecretMeta) -> Vec<ReplicationStatus> {
+pub(crate) fn statuses(meta: &SecretMeta) -> Vec<ReplicationStatus> {
     meta.replicas
         .iter()
         .map(|r| ReplicationStatus {

@@ -55,26 +55,7 @@ pub(crate) fn describe(
     list_form: bool,
 ) -> SecretDescription {
     let stages = Some(stages).filter(|m| !m.is_empty());
-    let replication_status = if meta.replicas.is_empty() {
-        None
-    } else {
-        Some(
-            meta.replicas
-                .iter()
-                .map(|r| sm::ReplicationStatus {
-                    region: r.region.clone(),
-                    kms_key_id: Some(
-                        r.kms_key_id
-                            .clone()
-                            .unwrap_or_else(|| "alias/aws/secretsmanager".into()),
-                    ),
-                    status: r.status.clone(),
-                    status_message: r.status_message.clone(),
-                    last_accessed_date: None,
-                })
-                .collect(),
-        )
-    };
+    let replication_status = Some(crate::replication::statuses(meta)).filter(|s| !s.is_empty());
     SecretDescription {
         arn: row.arn.clone(),
         name: row.name.clone(),
