@@ -58,6 +58,14 @@ fn purge_after_the_window_only() {
     s.call(&ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap();
 }
 
+/// PutSecretValue version `i` of the secret `busy`, at time `at`.
+fn put_version(s: &SecretsService, at: Timestamp, i: u32) {
+    let body = format!(
+        r#"{{"SecretId":"busy","SecretString":"v{i}","ClientRequestToken":"00000000-0000-0000-0000-{i:012}"}}"#
+    );
+    s.call(&ctx(at), "PutSecretValue", body.as_bytes()).unwrap();
+}
+
 #[test]
 fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,18 +79,12 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     .unwrap();
     // 99 more versions two days ago: the secret holds 100 versions.
     for i in 1..100 {
-        let body = format!(
-            r#"{{"SecretId":"busy","SecretString":"v{i}","ClientRequestToken":"00000000-0000-0000-0000-{i:012}"}}"#
-        );
-        s.call(&ctx(start), "PutSecretValue", body.as_bytes()).unwrap();
+        put_version(&s, start, i);
     }
     // Now: writing more removes the oldest unlabelled versions.
     let now = Timestamp::now();
     for i in 100..150 {
-        let body = format!(
-            r#"{{"SecretId":"busy","SecretString":"v{i}","ClientRequestToken":"00000000-0000-0000-0000-{i:012}"}}"#
-        );
-        s.call(&ctx(now), "PutSecretValue", body.as_bytes()).unwrap();
+        put_version(&s, now, i);
     }
     let all = s
         .call(
@@ -103,10 +105,7 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     assert_eq!(first.code, "ResourceNotFoundException");
     // 100 versions all younger than a day: AWS's quota refuses the 101st.
     for i in 150..200 {
-        let body = format!(
-            r#"{{"SecretId":"busy","SecretString":"v{i}","ClientRequestToken":"00000000-0000-0000-0000-{i:012}"}}"#
-        );
-        s.call(&ctx(now), "PutSecretValue", body.as_bytes()).unwrap();
+        put_version(&s, now, i);
     }
     let body = r#"{"SecretId":"busy","SecretString":"x","ClientRequestToken":"00000000-0000-0000-0000-999999999999"}"#;
     let e = s.call(&ctx(now), "PutSecretValue", body.as_bytes()).unwrap_err();
