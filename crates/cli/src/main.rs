@@ -96,10 +96,18 @@ fn server(args: ServerArgs) -> Result<()> {
             .zip(args.bootstrap_secret_access_key.clone()),
         tls_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // One scheduler thread per core we may run on (taskset/cgroup limits
+    // count). On a single core the current-thread scheduler does the same
+    // work without the cross-thread wakeups of the work-stealing one.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -6,14 +6,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::response::Response;
-use http::{HeaderValue, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use tumbler_wire::AwsError;
 
-use crate::AppState;
+use crate::{AppState, ConnInfo};
+
+pub type Response = http::Response<Full<Bytes>>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 use crate::gate::{Caller, authenticate};
 
 /// The largest request body we read: a 64 KiB secret escaped as JSON
@@ -55,7 +59,12 @@ fn request_id() -> String {
         })
     };
     let bytes = ((next() as u128) << 64 | next() as u128).to_le_bytes();
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// The `Date` header, formatted once per second.
@@ -76,13 +85,17 @@ fn date_header() -> Option<HeaderValue> {
     })
 }
 
+pub fn health() -> Response {
+    http::Response::new(Full::new(Bytes::from_static(b"ok\n")))
+}
+
 fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-RequestId", v);
+        h.insert(REQUEST_ID, v);
     }
     // SDKs correct their clock skew from this header.
     if let Some(v) = date_header() {
@@ -94,7 +107,7 @@ fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>
 fn json_error(e: &AwsError, request_id: &str) -> Response {
     let mut r = base(e.status, request_id, JSON, e.json_body());
     if let Ok(v) = HeaderValue::from_str(e.code) {
-        r.headers_mut().insert("x-amzn-ErrorType", v);
+        r.headers_mut().insert(ERROR_TYPE, v);
     }
     r
 }
@@ -134,7 +147,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
     }
 }
 
-pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+pub async fn handle(state: &Arc<AppState>, _info: ConnInfo, req: Request<Incoming>) -> Response {
     let started = Instant::now();
     let rid = request_id();
     let (parts, body) = req.into_parts();
@@ -173,7 +186,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> R
     };
     match protocol {
         Protocol::Json { op, target, .. } => {
-            let r = secrets_call(&state, &caller, op.clone(), body).await;
+            let r = secrets_call(state, &caller, op.clone(), body).await;
             log_call(&rid, &caller, &target, &r, started);
             match r {
                 Ok(b) => base(200, &rid, JSON, b),
@@ -205,7 +218,7 @@ fn log_call(rid: &str, caller: &Caller, target: &str, r: &Result<Vec<u8>, AwsErr
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, AwsError> {
+async fn read_body(body: Incoming) -> Result<Bytes, AwsError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),

@@ -1,7 +1,11 @@
 //! The HTTP edge: the TCP/TLS listener, HTTP/1.1 and HTTP/2, routing of AWS
 //! API calls to the services, authentication of every call, graceful
-//! shutdown, and the background sweeper. The only crate that knows
-//! axum, hyper and rustls.
+//! shutdown, and the background sweeper. The only crate that knows hyper
+//! and rustls.
+//!
+//! Requests are dispatched by a plain `match` on method and path rather
+//! than a router framework: the API is one endpoint (`/`) plus a few fixed
+//! paths, and the framework layer cost more per request than SigV4 itself.
 
 mod api;
 mod gate;
@@ -11,11 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{any, get};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tumbler_identity::Identity;
@@ -37,12 +39,13 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok\n" }))
-        .route("/", any(api::handle))
-        .fallback(api::handle)
-        .with_state(state)
+/// One request: `GET /health` for load balancers, everything else is an
+/// AWS API call (AWS answers any path of its endpoints the same way).
+async fn dispatch(state: Arc<AppState>, info: ConnInfo, req: http::Request<Incoming>) -> api::Response {
+    if req.uri().path() == "/health" && req.method() == http::Method::GET {
+        return api::health();
+    }
+    api::handle(&state, info, req).await
 }
 
 /// How often the sweeper purges secrets whose recovery window has ended.
@@ -56,7 +59,6 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(state.clone()));
@@ -79,8 +81,11 @@ pub async fn serve(
             peer,
             tls: acceptor.is_some(),
         };
-        let app = app.clone().layer(axum::Extension(info));
-        let service = TowerToHyperService::new(app);
+        let conn_state = state.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let fut = dispatch(conn_state.clone(), info, req);
+            async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        });
         let builder = auto::Builder::new(TokioExecutor::new());
         match &acceptor {
             None => {

@@ -17,6 +17,11 @@ const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
 /// removed as the SDKs do, then the (already percent-encoded) path encoded
 /// once more, so `%` becomes `%25`.
 pub(crate) fn canonical_uri(path: &str, out: &mut Vec<u8>) {
+    // Every AWS JSON and Query call posts to `/`.
+    if path == "/" {
+        out.push(b'/');
+        return;
+    }
     let normalized = normalize_path(path);
     out.extend(percent_encode(normalized.as_bytes(), PATH_SET).flat_map(str::bytes));
 }
@@ -109,14 +114,22 @@ pub(crate) fn host_from_uri(uri: &Uri) -> Option<&str> {
 /// Whether the request has a header by that (lower-case) name, counting the
 /// URI authority as `host`.
 pub(crate) fn has_header(headers: &HeaderMap, uri: &Uri, name: &str) -> bool {
-    headers.contains_key(name) || (name == "host" && host_from_uri(uri).is_some())
+    headers.keys().any(|k| k.as_str() == name) || (name == "host" && host_from_uri(uri).is_some())
 }
 
 /// Appends `name:value\n` for one signed header. Repeated headers are joined
 /// with `,` in arrival order; each value is trimmed and inner runs of
 /// whitespace collapse to one space. Returns false when the header is absent.
 pub(crate) fn canonical_header(headers: &HeaderMap, uri: &Uri, name: &str, out: &mut Vec<u8>) -> bool {
-    let mut values = headers.get_all(name).iter().peekable();
+    // A scan compares names that are already parsed and lower-case; a
+    // lookup by `&str` would parse `name` into a header name first, which
+    // costs more than the handful of comparisons. Values of one name come
+    // out together, in arrival order.
+    let mut values = headers
+        .iter()
+        .filter(|(k, _)| k.as_str() == name)
+        .map(|(_, v)| v)
+        .peekable();
     if values.peek().is_none() {
         if name == "host"
             && let Some(host) = host_from_uri(uri)
@@ -143,6 +156,13 @@ pub(crate) fn canonical_header(headers: &HeaderMap, uri: &Uri, name: &str, out: 
 /// Trims spaces and tabs and collapses inner runs of them to one space.
 /// (Tabs are treated as whitespace as botocore and the Java SDK do.)
 fn push_normalized(value: &[u8], out: &mut Vec<u8>) {
+    // Almost every value is already normal: copy it whole.
+    let untrimmed = value.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+        || value.last().is_some_and(|b| *b == b' ' || *b == b'\t');
+    if !untrimmed && !value.contains(&b'\t') && !value.windows(2).any(|w| w == b"  ") {
+        out.extend_from_slice(value);
+        return;
+    }
     let mut pending_space = false;
     let mut started = false;
     for &b in value {

@@ -2,15 +2,22 @@
 
 use aws_lc_rs::hmac;
 use std::fmt;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 /// `kSigning`, derived from a secret access key for one (date, region,
 /// service). Deriving costs four HMACs, so callers cache it per
 /// (access key, date, region, service).
 ///
 /// The bytes are wiped on drop and never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SigningKey([u8; 32]);
+///
+/// The HMAC key schedule is prepared once here, since every request
+/// verified with this key would otherwise redo it.
+#[derive(Clone)]
+pub struct SigningKey {
+    prepared: hmac::Key,
+    #[cfg(test)]
+    bytes: [u8; 32],
+}
 
 impl SigningKey {
     /// Derives `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
@@ -22,18 +29,21 @@ impl SigningKey {
         let k_region = hmac_sha256(&*k_date, region.as_bytes());
         let k_service = hmac_sha256(&*k_region, service.as_bytes());
         let k_signing = hmac_sha256(&*k_service, b"aws4_request");
-        SigningKey(*k_signing)
+        SigningKey {
+            prepared: hmac::Key::new(hmac::HMAC_SHA256, &*k_signing),
+            #[cfg(test)]
+            bytes: *k_signing,
+        }
     }
 
     /// Constant-time check that `signature` is the HMAC of `string_to_sign`.
     pub(crate) fn verify(&self, string_to_sign: &[u8], signature: &[u8]) -> bool {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
-        hmac::verify(&key, string_to_sign, signature).is_ok()
+        hmac::verify(&self.prepared, string_to_sign, signature).is_ok()
     }
 
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 }
 

@@ -49,8 +49,11 @@ pub use time::check_time;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use canonical::{canonical_header, canonical_query, canonical_uri};
+use http::HeaderName;
 use http::request::Parts;
 use std::fmt;
+
+const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// Where the signature came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +124,7 @@ pub fn verify(auth: &ParsedAuth, parts: &Parts, body: &[u8], key: &SigningKey) -
     let payload_hash = payload_hash(parts, body)?;
     let canonical = canonical_request(auth, parts, &payload_hash)?;
 
-    let mut string_to_sign = Vec::with_capacity(160);
+    let mut string_to_sign = Vec::with_capacity(192);
     string_to_sign.extend_from_slice(b"AWS4-HMAC-SHA256\n");
     string_to_sign.extend_from_slice(auth.amz_date.as_bytes());
     string_to_sign.push(b'\n');
@@ -130,7 +133,7 @@ pub fn verify(auth: &ParsedAuth, parts: &Parts, body: &[u8], key: &SigningKey) -
         string_to_sign.push(b'/');
     }
     string_to_sign.extend_from_slice(b"aws4_request\n");
-    string_to_sign.extend_from_slice(hex::encode(digest(&SHA256, &canonical)).as_bytes());
+    string_to_sign.extend_from_slice(&hex_sha256(&canonical));
 
     if key.verify(&string_to_sign, &auth.signature) {
         Ok(())
@@ -140,7 +143,7 @@ pub fn verify(auth: &ParsedAuth, parts: &Parts, body: &[u8], key: &SigningKey) -
 }
 
 /// The canonical request, as bytes (header values need not be UTF-8).
-fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &str) -> Result<Vec<u8>, SigV4Error> {
+fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &[u8]) -> Result<Vec<u8>, SigV4Error> {
     // `ParsedAuth` fields are public, so re-check the bound parse enforces.
     if auth.signed_headers.len() > parse::MAX_SIGNED_HEADERS {
         return Err(SigV4Error::Incomplete(format!(
@@ -164,17 +167,30 @@ fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &str) -> Re
         }
     }
     out.push(b'\n');
-    out.extend_from_slice(auth.signed_headers.join(";").as_bytes());
+    for (i, name) in auth.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b';');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
     out.push(b'\n');
-    out.extend_from_slice(payload_hash.as_bytes());
+    out.extend_from_slice(payload_hash);
     Ok(out)
+}
+
+/// Lower-case hex of the SHA-256 of `data`, without a heap allocation.
+fn hex_sha256(data: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, so this cannot fail.
+    let _ = hex::encode_to_slice(digest(&SHA256, data), &mut out);
+    out
 }
 
 /// The payload hash line: the body's SHA-256, which `X-Amz-Content-Sha256`
 /// must repeat when the client sends it (we never trust the header alone).
-fn payload_hash(parts: &Parts, body: &[u8]) -> Result<String, SigV4Error> {
-    let computed = hex::encode(digest(&SHA256, body));
-    let mut claimed = parts.headers.get_all("x-amz-content-sha256").iter();
+fn payload_hash(parts: &Parts, body: &[u8]) -> Result<[u8; 64], SigV4Error> {
+    let computed = hex_sha256(body);
+    let mut claimed = parts.headers.get_all(X_AMZ_CONTENT_SHA256).iter();
     let Some(first) = claimed.next() else {
         return Ok(computed);
     };
@@ -182,9 +198,11 @@ fn payload_hash(parts: &Parts, body: &[u8]) -> Result<String, SigV4Error> {
         return Err(SigV4Error::SignatureMismatch);
     }
     let value = first.as_bytes().trim_ascii();
-    if value.eq_ignore_ascii_case(computed.as_bytes()) {
-        // Hex digits only, so this is the client's own spelling of the hash.
-        return Ok(String::from_utf8_lossy(value).into_owned());
+    if value.eq_ignore_ascii_case(&computed) {
+        // The client's own spelling of the hash (either case of hex) is what it signed.
+        let mut spelled = [0u8; 64];
+        spelled.copy_from_slice(value);
+        return Ok(spelled);
     }
     if value == b"UNSIGNED-PAYLOAD" || value.starts_with(b"STREAMING-") {
         return Err(SigV4Error::Incomplete(format!(

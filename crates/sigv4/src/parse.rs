@@ -6,6 +6,7 @@
 use crate::canonical::{has_header, query_pairs};
 use crate::time::{format_amz_date, parse_amz_date, parse_http_date};
 use crate::{AuthLocation, ParsedAuth, SigV4Error};
+use http::HeaderName;
 use http::header::{AUTHORIZATION, DATE};
 use http::request::Parts;
 use std::borrow::Cow;
@@ -17,8 +18,42 @@ pub(crate) const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
 /// Bound on the canonical headers we are made to build.
 pub(crate) const MAX_SIGNED_HEADERS: usize = 64;
 
-const X_AMZ_DATE: &str = "x-amz-date";
-const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+// Parsed once here, not on every lookup as a `&str` name would be.
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
+
+/// The text of a header value; invalid UTF-8 becomes U+FFFD, which can
+/// match no valid field. (The check alone is much cheaper than the lossy
+/// conversion, and almost every value is ASCII.)
+fn text(value: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(value),
+    }
+}
+
+/// `s` split at commas and ASCII white space, without empty pieces. Works
+/// on bytes (the separators are ASCII, so every piece is still valid text)
+/// because splitting by a `char` predicate decodes every character.
+fn auth_params(s: &str) -> impl Iterator<Item = &str> {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        while start < bytes.len() && (bytes[start] == b',' || bytes[start].is_ascii_whitespace()) {
+            start += 1;
+        }
+        if start >= bytes.len() {
+            return None;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b',' || b.is_ascii_whitespace())
+            .map_or(bytes.len(), |n| start + n);
+        let piece = &s[start..end];
+        start = end;
+        Some(piece)
+    })
+}
 
 fn incomplete(msg: impl Into<String>) -> SigV4Error {
     SigV4Error::Incomplete(msg.into())
@@ -70,15 +105,15 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
             value.len()
         )));
     }
-    // Invalid UTF-8 becomes U+FFFD, which can match no valid field.
-    let whole = String::from_utf8_lossy(value);
-    let trimmed = whole.trim_matches(|c: char| c.is_ascii_whitespace());
+    let whole = text(value);
+    let trimmed = whole.trim_ascii();
     if trimmed.is_empty() {
         return Err(SigV4Error::Missing);
     }
-    let (algorithm, rest) = trimmed
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or((trimmed, ""));
+    let (algorithm, rest) = match trimmed.bytes().position(|b| b.is_ascii_whitespace()) {
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (trimmed, ""),
+    };
     if algorithm != ALGORITHM {
         return Err(incomplete(format!("Unsupported AWS 'algorithm': '{algorithm}'.")));
     }
@@ -86,10 +121,7 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
     // AWS separates the parameters by commas and white space alike, so
     // "Credential= AK/..." reports 'AK/...' as lacking an equal sign.
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for token in rest
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|t| !t.is_empty())
-    {
+    for token in auth_params(rest) {
         let Some((key, val)) = token.split_once('=') else {
             return Err(incomplete(format!(
                 "'{token}' not a valid key=value pair (missing equal-sign) in Authorization header: '{trimmed}'."
@@ -104,7 +136,7 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
         }
     }
 
-    let amz_date_header = parts.headers.get(X_AMZ_DATE);
+    let amz_date_header = parts.headers.get(&X_AMZ_DATE);
     let date_header = parts.headers.get(DATE);
     let mut missing = Vec::new();
     if credential.is_none() {
@@ -124,17 +156,17 @@ fn parse_header(parts: &Parts, value: &[u8]) -> Result<ParsedAuth, SigV4Error> {
     }
 
     let (amz_date, request_time) = if let Some(v) = amz_date_header {
-        let raw = String::from_utf8_lossy(v.as_bytes());
+        let raw = text(v.as_bytes());
         let ts = parse_amz_date(&raw).ok_or_else(|| bad_date(&raw))?;
         (raw.into_owned(), ts)
     } else {
-        let raw = String::from_utf8_lossy(date_header.map_or(&[][..], |v| v.as_bytes()));
+        let raw = text(date_header.map_or(&[][..], |v| v.as_bytes()));
         let ts = parse_http_date(&raw).ok_or_else(|| bad_date(&raw))?;
         // The string to sign always carries the basic form.
         (format_amz_date(ts), ts)
     };
 
-    let security_token = match parts.headers.get(X_AMZ_SECURITY_TOKEN) {
+    let security_token = match parts.headers.get(&X_AMZ_SECURITY_TOKEN) {
         None => None,
         Some(v) => Some(
             v.to_str()
@@ -236,8 +268,15 @@ fn parse_query(parts: &Parts) -> Result<ParsedAuth, SigV4Error> {
 
 /// The checks both locations share: credential scope, signed headers, scope date.
 fn finish(parts: &Parts, raw: Raw) -> Result<ParsedAuth, SigV4Error> {
-    let scope: Vec<&str> = raw.credential.split('/').collect();
-    let [access_key_id, scope_date, region, service, terminator] = scope[..] else {
+    let mut scope = raw.credential.split('/');
+    let (Some(access_key_id), Some(scope_date), Some(region), Some(service), Some(terminator), None) = (
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+    ) else {
         return Err(incomplete(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
             clip(&raw.credential)
@@ -256,7 +295,8 @@ fn finish(parts: &Parts, raw: Raw) -> Result<ParsedAuth, SigV4Error> {
             "Too many SignedHeaders: at most {MAX_SIGNED_HEADERS} are accepted."
         )));
     }
-    let signed_headers: Vec<String> = listed.map(str::to_ascii_lowercase).collect();
+    let mut signed_headers: Vec<String> = Vec::with_capacity(8);
+    signed_headers.extend(listed.map(str::to_ascii_lowercase));
     if !signed_headers.iter().any(|h| h == "host") {
         return Err(incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
@@ -285,9 +325,10 @@ fn finish(parts: &Parts, raw: Raw) -> Result<ParsedAuth, SigV4Error> {
 
     // Either case of hex is accepted (same bytes); anything else can only
     // mismatch, which verify reports.
-    let signature = match hex::decode(&raw.signature) {
-        Ok(bytes) if bytes.len() == 32 => bytes,
-        _ => Vec::new(),
+    let mut decoded = [0u8; 32];
+    let signature = match hex::decode_to_slice(&raw.signature, &mut decoded) {
+        Ok(()) => decoded.to_vec(),
+        Err(_) => Vec::new(),
     };
 
     Ok(ParsedAuth {

@@ -261,26 +261,25 @@ impl SecretsService {
                         "You provided a VersionStage that is not associated to the provided VersionId.",
                     ));
                 }
-                (
-                    v,
-                    format!("Secrets Manager can't find the specified secret value for VersionId: {id}"),
-                )
+                (v, ("VersionId", id))
             }
             None => {
                 let stage = stage.unwrap_or(CURRENT);
                 (
                     state.versions.iter().find(|v| v.stages.iter().any(|s| s == stage)),
-                    format!("Secrets Manager can't find the specified secret value for staging label: {stage}"),
+                    ("staging label", stage),
                 )
             }
         };
+        let missing = || {
+            AwsError::resource_not_found(format!(
+                "Secrets Manager can't find the specified secret value for {}: {}",
+                missing.0, missing.1
+            ))
+        };
         // A version without a value (the rotation placeholder) reads as missing.
-        let version = version
-            .filter(|v| v.kind.is_some())
-            .ok_or_else(|| AwsError::resource_not_found(missing.clone()))?;
-        let value = self
-            .load_value(state, &version.version_id)?
-            .ok_or_else(|| AwsError::resource_not_found(missing))?;
+        let version = version.filter(|v| v.kind.is_some()).ok_or_else(missing)?;
+        let value = self.load_value(state, &version.version_id)?.ok_or_else(missing)?;
         let today = day_of(ctx.now_ms());
         if state.row.last_accessed_ms.is_none_or(|d| d < today) || version.last_accessed_ms.is_none_or(|d| d < today) {
             self.store.touch(tumbler_store::AccessTouch {
