@@ -105,6 +105,10 @@ fn server(args: ServerArgs) -> Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     }
+    // Writes wait for the group commit on blocking threads. More waiting
+    // threads than this add no throughput (a commit batch is already full),
+    // only per-thread allocator heaps and stacks.
+    .max_blocking_threads(32)
     .enable_all()
     .build()
     .context("cannot start the async runtime")?;
