@@ -68,7 +68,22 @@ pub struct Kms {
     /// Unsealed key material by (key id, version): unsealing costs an AEAD
     /// open and a key schedule, and it sits on every GetSecretValue.
     material: RwLock<HashMap<(String, u32), Arc<Kek>>>,
+    /// Unwrapped data keys, ready for AES-GCM, by their ciphertext blob.
+    /// Reading a secret would otherwise unwrap its data key and expand its
+    /// key schedule on every call. The key state is checked on every use
+    /// all the same, so disabling a key takes effect at once.
+    data_keys: RwLock<HashMap<Box<[u8]>, Arc<PreparedDataKey>>>,
 }
+
+/// A data key ready to use, and the encryption context it was unwrapped
+/// under: a blob copied next to another context must not find it.
+struct PreparedDataKey {
+    aad: Vec<u8>,
+    key: Arc<Kek>,
+}
+
+/// Bound on [`Kms::data_keys`]: a few MB of prepared keys.
+const MAX_CACHED_DATA_KEYS: usize = 4096;
 
 impl Kms {
     pub fn new(store: Arc<dyn Store>, root: &RootKey) -> Self {
@@ -76,6 +91,7 @@ impl Kms {
             store,
             material_kek: root.derive(Purpose::KmsKeyMaterial),
             material: RwLock::new(HashMap::new()),
+            data_keys: RwLock::new(HashMap::new()),
         }
     }
 
@@ -222,6 +238,34 @@ impl Kms {
     }
 }
 
+impl Kms {
+    /// Unwrap a data key and prepare it for AES-GCM, like [`Kms::unwrap`]
+    /// but cached: the same blob under the same context yields the same
+    /// prepared key without another unwrap.
+    pub fn unwrap_prepared(&self, blob: &[u8], context: EncryptionContext<'_>) -> Result<Arc<Kek>, KmsError> {
+        let (key_id, version, sealed) = parse_blob(blob).ok_or(KmsError::InvalidCiphertext)?;
+        self.usable(key_id)?;
+        let aad = context_aad(key_id, version, context);
+        if let Some(hit) = self.data_keys.read().ok().and_then(|m| m.get(blob).cloned())
+            && hit.aad == aad
+        {
+            return Ok(hit.key.clone());
+        }
+        let plain = self
+            .material(key_id, version)?
+            .open(sealed, &aad)
+            .map_err(|_| KmsError::InvalidCiphertext)?;
+        let key = Arc::new(Kek::new(plain.expose())?);
+        if let Ok(mut m) = self.data_keys.write() {
+            if m.len() >= MAX_CACHED_DATA_KEYS {
+                m.clear();
+            }
+            m.insert(blob.into(), Arc::new(PreparedDataKey { aad, key: key.clone() }));
+        }
+        Ok(key)
+    }
+}
+
 fn material_aad(key_id: &str, version: u32) -> Vec<u8> {
     let mut aad = b"kms-material|".to_vec();
     aad.extend_from_slice(key_id.as_bytes());
@@ -287,6 +331,27 @@ mod tests {
             Err(KmsError::InvalidCiphertext)
         ));
         assert!(matches!(kms.unwrap(&blob[..10], &[]), Err(KmsError::InvalidCiphertext)));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn prepared_data_keys_stay_bound_to_their_context() {
+        let (dir, kms) = kms();
+        let k = kms.default_secrets_key("000000000000", "us-east-1").unwrap();
+        let dek = Sensitive::new(vec![7; 32]);
+        let ctx: EncryptionContext<'_> = &[("SecretARN", "a"), ("SecretVersionId", "v")];
+        let blob = kms.wrap(&k, &dek, ctx).unwrap();
+        let sealed = Kek::new(dek.expose()).unwrap().seal(b"value", b"aad").unwrap();
+        // Twice: the second comes from the cache and must be the same key.
+        for _ in 0..2 {
+            let prepared = kms.unwrap_prepared(&blob, ctx).unwrap();
+            assert_eq!(prepared.open(&sealed, b"aad").unwrap().expose(), b"value");
+        }
+        // A cached blob presented with another context is still refused.
+        assert!(matches!(
+            kms.unwrap_prepared(&blob, &[("SecretARN", "b"), ("SecretVersionId", "v")]),
+            Err(KmsError::InvalidCiphertext)
+        ));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

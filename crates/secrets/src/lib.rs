@@ -293,7 +293,7 @@ impl SecretsService {
         };
         let dek = self
             .kms
-            .unwrap(
+            .unwrap_prepared(
                 &sealed.wrapped_key,
                 &[("SecretARN", arn), ("SecretVersionId", version_id)],
             )
@@ -304,7 +304,8 @@ impl SecretsService {
                 KmsError::Store(s) => store_err(s),
                 _ => failure(),
             })?;
-        let plain = tumbler_crypto::open_with_data_key(&dek, &sealed.ciphertext, &value_aad(arn, version_id))
+        let plain = dek
+            .open(&sealed.ciphertext, &value_aad(arn, version_id))
             .map_err(|_| failure())?;
         Ok(match sealed.kind {
             ValueKind::Binary => Value::Binary(plain),

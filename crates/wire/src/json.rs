@@ -57,7 +57,13 @@ fn redact_quoted(msg: &str) -> String {
 
 /// Serialize a response body; our response types cannot fail to serialize.
 pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+    // Most responses (a secret value with its ARN, id and labels) fit in
+    // this without growing the buffer.
+    let mut out = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => out,
+        Err(_) => b"{}".to_vec(),
+    }
 }
 
 #[cfg(test)]
