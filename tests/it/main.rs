@@ -4,3 +4,4 @@
 mod common;
 mod crash;
 mod secrets;
+mod sts;

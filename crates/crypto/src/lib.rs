@@ -12,7 +12,7 @@
 //! Pure: no I/O. aws-lc-rs is the only crypto library.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::{hkdf, hmac};
 use tumbler_types::Sensitive;
 
 pub const KEY_LEN: usize = 32;
@@ -65,16 +65,65 @@ impl RootKey {
     /// A key-encryption key for one purpose. Distinct purposes give
     /// independent keys, so one compromised use cannot open another's data.
     pub fn derive(&self, purpose: Purpose) -> Kek {
+        Kek::new(&*self.expand(purpose.label())).expect("32-byte key")
+    }
+
+    /// A MAC key for one purpose, independent of every other derived key.
+    pub fn derive_mac(&self, purpose: MacPurpose) -> MacKey {
+        MacKey(hmac::Key::new(hmac::HMAC_SHA256, &*self.expand(purpose.label())))
+    }
+
+    fn expand(&self, label: &str) -> zeroize::Zeroizing<[u8; KEY_LEN]> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(self.0.expose());
-        let info = [purpose.label().as_bytes()];
-        let mut out = [0u8; KEY_LEN];
+        let info = [label.as_bytes()];
+        let mut out = zeroize::Zeroizing::new([0u8; KEY_LEN]);
         // Expanding 32 bytes from SHA-256 cannot fail (limit is 255 * 32).
         prk.expand(&info, hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut out))
+            .and_then(|okm| okm.fill(&mut *out))
             .expect("HKDF-SHA256 expand of 32 bytes");
-        let kek = Kek::new(&out).expect("32-byte key");
-        zeroize::Zeroize::zeroize(&mut out);
-        kek
+        out
+    }
+}
+
+/// What a derived MAC key authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum MacPurpose {
+    /// The hash chain of the audit trail.
+    AuditChain,
+}
+
+impl MacPurpose {
+    fn label(self) -> &'static str {
+        match self {
+            MacPurpose::AuditChain => "audit-chain",
+        }
+    }
+}
+
+/// HMAC-SHA256 under a root-derived key.
+pub struct MacKey(hmac::Key);
+
+impl MacKey {
+    /// The MAC of the concatenation of `parts`.
+    pub fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        for p in parts {
+            ctx.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// Constant-time check of `tag` against the MAC of `parts`.
+    pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.sign(parts), tag).is_ok()
+    }
+}
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(<redacted>)")
     }
 }
 

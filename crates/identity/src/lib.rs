@@ -1,14 +1,58 @@
-//! Principals and their credentials. Implements the credential lookup that
-//! SigV4 verification needs: access key id -> principal + signing key.
+//! Principals and their credentials, the IAM and STS APIs, and
+//! authorization.
+//!
+//! - Credential lookup for SigV4: access key id -> principal + signing key
+//!   ([`Identity::signing_key`]), and for temporary credentials
+//!   [`Identity::session_signing_key`], which checks the session token.
+//! - The IAM (users, access keys, roles, inline and managed policies) and
+//!   STS (GetCallerIdentity, GetSessionToken, AssumeRole) Query APIs:
+//!   [`Identity::iam_call`] and [`Identity::sts_call`].
+//! - Authorization with tumbler-iam: [`Identity::authorize`].
 //!
 //! The secret half of an access key is sealed under a root-derived key in the
 //! store (SigV4 needs the secret itself to recompute the HMAC, so it cannot
-//! be hashed), and lives unsealed only in this process's cache.
-//! IAM users, roles, STS sessions and policies come with the identity issue.
+//! be hashed), and lives unsealed only in this process's cache. STS session
+//! tokens are stateless: see [`token`].
+//!
+//! # Authorizing a request (for services)
+//! ```no_run
+//! # use tumbler_identity::{ContextKeys, Identity, NamedPolicy, Principal, RequestInfo, ResourcePolicy};
+//! # fn check(identity: &Identity, caller: &Principal, secret_arn: &str, name: &str,
+//! #          secret_policy: Option<&NamedPolicy>, peer: std::net::SocketAddr, tls: bool) -> Result<(), String> {
+//! let request = RequestInfo { now: jiff::Timestamp::now(), source_ip: Some(peer.ip()), secure_transport: tls };
+//! let mut keys = ContextKeys::new();
+//! keys.insert("secretsmanager:Name", name);
+//! let auth = identity
+//!     .authorize(caller, "secretsmanager:GetSecretValue", secret_arn, &request, keys,
+//!                secret_policy.map(ResourcePolicy::new))
+//!     .map_err(|e| e.to_string())?;
+//! if !auth.is_allowed() {
+//!     // AccessDeniedException, with AWS's wording and the deciding policy.
+//!     return Err(auth.message);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//! `authorize` assembles the caller's policies (inline and attached managed
+//! policies of the user, or of the role for role sessions, plus the session
+//! policy), fills the global keys (aws:PrincipalArn, aws:username,
+//! aws:userid, aws:PrincipalTag/*, aws:CurrentTime, aws:EpochTime,
+//! aws:SecureTransport, aws:SourceIp) over the service's own `keys`, and
+//! evaluates. The assembled policies are cached per principal and dropped
+//! on every IAM change made through this node.
+
+mod api;
+mod authz;
+pub mod token;
+
+pub use api::{Call, Params};
+pub use authz::{Authorization, RequestInfo, ResourcePolicy};
+pub use tumbler_iam::{ContextKeys, Decision, NamedPolicy};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use token::{SessionClaims, TokenError, TokenSealer};
 use tumbler_crypto::{Kek, Purpose, RootKey};
 use tumbler_sigv4::SigningKey;
 use tumbler_store::{AccessKeyRow, PrincipalRow, Store, StoreError, Write};
@@ -33,6 +77,8 @@ pub struct Principal {
     pub user_id: String,
     pub name: String,
     pub kind: String,
+    /// Set for temporary credentials (AssumeRole, GetSessionToken).
+    pub session: Option<Arc<SessionClaims>>,
 }
 
 struct Credential {
@@ -53,6 +99,11 @@ pub struct Identity {
     /// Derived signing keys by (access key, date, region, service): deriving
     /// costs four HMACs, verifying with a cached key one.
     signing_keys: RwLock<HashMap<ScopeKey, Arc<SigningKey>>>,
+    sealer: TokenSealer,
+    /// Each principal's assembled identity policies and tags.
+    policies: RwLock<HashMap<String, Arc<authz::PrincipalPolicies>>>,
+    /// Serializes IAM changes on this node (see `iam_call`).
+    iam_writes: std::sync::Mutex<()>,
 }
 
 const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
@@ -92,6 +143,22 @@ impl Identity {
             kek: root.derive(Purpose::AccessKeySecret),
             credentials: RwLock::new(HashMap::new()),
             signing_keys: RwLock::new(HashMap::new()),
+            sealer: TokenSealer::new(root),
+            policies: RwLock::new(HashMap::new()),
+            iam_writes: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Forget everything derived from IAM state: after any IAM change.
+    fn invalidate(&self) {
+        if let Ok(mut m) = self.policies.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.credentials.write() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.signing_keys.write() {
+            m.clear();
         }
     }
 
@@ -109,6 +176,7 @@ impl Identity {
                     "access key {access_key_id} already exists with a different secret"
                 )));
             }
+            self.ensure_admin_policy(&existing.principal.arn)?;
             return Ok(false);
         }
         let arn = format!("arn:aws:iam::{account}:user/admin");
@@ -127,13 +195,34 @@ impl Identity {
         }
         writes.push(Write::CreateAccessKey(AccessKeyRow {
             access_key_id: access_key_id.to_owned(),
-            principal_arn: arn,
+            principal_arn: arn.clone(),
             status: "Active".into(),
             sealed_secret: self.kek.seal(secret.expose().as_bytes(), access_key_id.as_bytes())?,
             created_ms: now,
         }));
         self.store.apply(writes)?;
+        self.ensure_admin_policy(&arn)?;
         Ok(true)
+    }
+
+    /// The bootstrap administrator has AdministratorAccess, also in stores
+    /// created before IAM policies existed.
+    fn ensure_admin_policy(&self, arn: &str) -> Result<(), IdentityError> {
+        if self.store.principal(arn)?.is_none()
+            || self
+                .store
+                .attached_policies(arn)?
+                .iter()
+                .any(|p| p == authz::ADMINISTRATOR_ACCESS)
+        {
+            return Ok(());
+        }
+        self.store.apply(vec![Write::AttachPolicy {
+            principal_arn: arn.to_owned(),
+            policy_arn: authz::ADMINISTRATOR_ACCESS.to_owned(),
+        }])?;
+        self.invalidate();
+        Ok(())
     }
 
     fn credential(&self, access_key_id: &str) -> Result<Option<Arc<Credential>>, IdentityError> {
@@ -154,6 +243,7 @@ impl Identity {
                 user_id: p.unique_id,
                 name: p.name,
                 kind: p.kind,
+                session: None,
             }),
             secret,
             active: row.status == "Active",
@@ -198,6 +288,53 @@ impl Identity {
         Ok(Some((cred.principal.clone(), key)))
     }
 }
+
+/// The signing key and principal of temporary credentials.
+pub enum SessionLookup {
+    Found(SigningCredential),
+    Invalid,
+    Expired,
+}
+
+impl Identity {
+    /// Check a session token against the access key id it was presented
+    /// with, at `now`, and derive the signing key for one scope.
+    pub fn session_signing_key(
+        &self,
+        token: &str,
+        access_key_id: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+        now: jiff::Timestamp,
+    ) -> SessionLookup {
+        let mut claims = match self.sealer.open(token, access_key_id, now.as_second()) {
+            Ok(c) => c,
+            Err(TokenError::Invalid) => return SessionLookup::Invalid,
+            Err(TokenError::Expired) => return SessionLookup::Expired,
+        };
+        let secret = claims.secret();
+        let key = Arc::new(SigningKey::derive(secret.expose().as_bytes(), date, region, service));
+        claims.forget_secret();
+        let kind = if claims.role_arn.is_some() {
+            "assumed-role"
+        } else {
+            "user"
+        };
+        let principal = Principal {
+            arn: claims.arn.clone(),
+            account: claims.account.clone(),
+            user_id: claims.user_id.clone(),
+            name: claims.session_name.clone().unwrap_or_default(),
+            kind: kind.into(),
+            session: Some(Arc::new(claims)),
+        };
+        SessionLookup::Found((Arc::new(principal), key))
+    }
+}
+
+#[cfg(test)]
+mod flow_tests;
 
 #[cfg(test)]
 mod tests {

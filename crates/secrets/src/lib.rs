@@ -9,6 +9,7 @@
 //! data key is wrapped by the secret's KMS key, so the store only ever holds
 //! ciphertext.
 
+pub mod authz;
 pub mod filters;
 pub mod labels;
 pub mod meta;
@@ -25,22 +26,80 @@ use tumbler_store::{SealedValue, SecretRow, SecretState, Store, StoreError, Valu
 use tumbler_types::{Sensitive, SensitiveString};
 use tumbler_wire::AwsError;
 
+pub use authz::{AllowAll, Authorizer};
+use authz::{Check, FactsCache};
 pub use meta::SecretMeta;
 pub use ops::{OPERATIONS, is_read_only};
 
 /// Who is calling and where: the account of the principal and the region
 /// of the request's SigV4 scope.
-#[derive(Clone, Debug)]
+/// Every call is authorized through `authorizer`: see [`authz`].
+#[derive(Clone)]
 pub struct Ctx {
     pub account: String,
     pub region: String,
     pub principal_arn: String,
     pub now: Timestamp,
+    authorizer: Arc<dyn Authorizer>,
+    /// The operation's action and request condition keys, set by `call`.
+    check: Check,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("account", &self.account)
+            .field("region", &self.region)
+            .field("principal_arn", &self.principal_arn)
+            .field("action", &self.check.action)
+            .finish()
+    }
 }
 
 impl Ctx {
+    pub fn new(
+        account: impl Into<String>,
+        region: impl Into<String>,
+        principal_arn: impl Into<String>,
+        now: Timestamp,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Ctx {
+        Ctx {
+            account: account.into(),
+            region: region.into(),
+            principal_arn: principal_arn.into(),
+            now,
+            authorizer,
+            check: Check::default(),
+        }
+    }
+
     fn now_ms(&self) -> i64 {
         self.now.as_millisecond()
+    }
+
+    pub(crate) fn with_check(&self, check: Check) -> Ctx {
+        Ctx { check, ..self.clone() }
+    }
+
+    /// Authorize this call's action on `resource` (an ARN or `*`).
+    pub(crate) fn authorize_resource(
+        &self,
+        resource: &str,
+        facts: Option<&authz::SecretFacts>,
+    ) -> Result<(), AwsError> {
+        if self.check.action.is_empty() {
+            // Every operation sets its action; reaching here without one is
+            // a bug, and a bug must not grant access.
+            tracing::error!(resource, "authorization without an action");
+            return Err(AwsError::access_denied("Access to this resource is denied."));
+        }
+        let mut keys = self.check.keys.clone();
+        let policy = facts.and_then(|f| {
+            authz::add_resource_tags(&mut keys, &f.tags);
+            f.policy.as_ref()
+        });
+        self.authorizer.authorize(self.check.action, resource, keys, policy)
     }
 }
 
@@ -83,6 +142,7 @@ mod subtle_eq {
 pub struct SecretsService {
     store: Arc<dyn Store>,
     kms: Arc<Kms>,
+    facts: FactsCache,
 }
 
 pub(crate) const NOT_FOUND: &str = "Secrets Manager can't find the specified secret.";
@@ -154,12 +214,32 @@ impl Draft {
 
 impl SecretsService {
     pub fn new(store: Arc<dyn Store>, kms: Arc<Kms>) -> Self {
-        Self { store, kms }
+        Self {
+            store,
+            kms,
+            facts: FactsCache::default(),
+        }
     }
 
     /// Resolve a SecretId (name, full ARN or partial ARN) in the caller's
     /// account and region, as AWS does.
+    /// Look up the secret `id` names and authorize the call on it (on the
+    /// named ARN when there is no such secret, so a caller who may not see
+    /// it cannot tell whether it exists).
     pub(crate) fn find(&self, ctx: &Ctx, id: &str) -> Result<Option<Arc<SecretState>>, AwsError> {
+        let found = self.lookup(ctx, id)?;
+        match &found {
+            Some(state) => ctx.authorize_resource(&state.row.arn, Some(&self.facts.get(state)))?,
+            None if id.starts_with("arn:") => ctx.authorize_resource(id, None)?,
+            None => ctx.authorize_resource(
+                &format!("arn:aws:secretsmanager:{}:{}:secret:{id}", ctx.region, ctx.account),
+                None,
+            )?,
+        }
+        Ok(found)
+    }
+
+    fn lookup(&self, ctx: &Ctx, id: &str) -> Result<Option<Arc<SecretState>>, AwsError> {
         if id.starts_with("arn:") {
             let Some(arn) = tumbler_types::Arn::parse(id) else {
                 return Ok(None);

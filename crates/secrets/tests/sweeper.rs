@@ -14,12 +14,13 @@ fn service(dir: &std::path::Path) -> SecretsService {
 }
 
 fn ctx(now: Timestamp) -> Ctx {
-    Ctx {
-        account: "000000000000".into(),
-        region: "us-east-1".into(),
-        principal_arn: "arn:aws:iam::000000000000:user/admin".into(),
+    Ctx::new(
+        "000000000000",
+        "us-east-1",
+        "arn:aws:iam::000000000000:user/admin",
         now,
-    }
+        Arc::new(tumbler_secrets::AllowAll),
+    )
 }
 
 #[test]

@@ -25,7 +25,6 @@ use crate::gate::{Caller, authenticate};
 pub const MAX_BODY: usize = 1 << 20;
 
 const JSON: &str = "application/x-amz-json-1.1";
-const STS_XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 enum Protocol {
     Json {
@@ -112,8 +111,13 @@ fn json_error(e: &AwsError, request_id: &str) -> Response {
     r
 }
 
-fn query_error(e: &AwsError, request_id: &str) -> Response {
-    let (status, body) = tumbler_wire::query::error_body(e, STS_XMLNS, request_id);
+fn query_error(service: &str, e: &AwsError, request_id: &str) -> Response {
+    let xmlns = if service == "iam" {
+        tumbler_wire::query::IAM_XMLNS
+    } else {
+        tumbler_wire::query::STS_XMLNS
+    };
+    let (status, body) = tumbler_wire::query::error_body(e, xmlns, request_id);
     base(status, request_id, "text/xml", body)
 }
 
@@ -143,11 +147,12 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         Some(s) if s == "secretsmanager" => Err(AwsError::unknown_operation(
             "The request has no X-Amz-Target header naming a secretsmanager operation.",
         )),
+        Some(s) if s == "iam" => Ok(Protocol::Query { service: "iam" }),
         _ => Ok(Protocol::Query { service: "sts" }),
     }
 }
 
-pub async fn handle(state: &Arc<AppState>, _info: ConnInfo, req: Request<Incoming>) -> Response {
+pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
     let started = Instant::now();
     let rid = request_id();
     let (parts, body) = req.into_parts();
@@ -156,7 +161,7 @@ pub async fn handle(state: &Arc<AppState>, _info: ConnInfo, req: Request<Incomin
         Ok(b) => b,
         Err(e) => {
             return match protocol {
-                Ok(Protocol::Query { .. }) => query_error(&e, &rid),
+                Ok(Protocol::Query { service }) => query_error(service, &e, &rid),
                 _ => json_error(&e, &rid),
             };
         }
@@ -180,25 +185,26 @@ pub async fn handle(state: &Arc<AppState>, _info: ConnInfo, req: Request<Incomin
             tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
             return match protocol {
                 Protocol::Json { .. } => json_error(&e, &rid),
-                Protocol::Query { .. } => query_error(&e, &rid),
+                Protocol::Query { service } => query_error(service, &e, &rid),
             };
         }
     };
     match protocol {
         Protocol::Json { op, target, .. } => {
-            let r = secrets_call(state, &caller, op.clone(), body).await;
+            let r = secrets_call(state, &caller, info, op.clone(), body).await;
             log_call(&rid, &caller, &target, &r, started);
             match r {
                 Ok(b) => base(200, &rid, JSON, b),
                 Err(e) => json_error(&e, &rid),
             }
         }
-        Protocol::Query { .. } => {
-            let r = sts_call(&caller, parts.uri.query(), &body, &rid);
-            log_call(&rid, &caller, "sts", &r, started);
+        Protocol::Query { service } => {
+            let params = tumbler_wire::query::parse_params(parts.uri.query(), &body);
+            let r = query_call(state, &caller, info, service, params, rid.clone()).await;
+            log_call(&rid, &caller, service, &r, started);
             match r {
                 Ok(b) => base(200, &rid, "text/xml", b),
-                Err(e) => query_error(&e, &rid),
+                Err(e) => query_error(service, &e, &rid),
             }
         }
     }
@@ -229,13 +235,30 @@ async fn read_body(body: Incoming) -> Result<Bytes, AwsError> {
     }
 }
 
-async fn secrets_call(state: &Arc<AppState>, caller: &Caller, op: String, body: Bytes) -> Result<Vec<u8>, AwsError> {
-    let ctx = tumbler_secrets::Ctx {
-        account: caller.principal.account.clone(),
-        region: caller.region.clone(),
-        principal_arn: caller.principal.arn.clone(),
-        now: jiff::Timestamp::now(),
+async fn secrets_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    op: String,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    let now = jiff::Timestamp::now();
+    let authorizer = crate::authz::CallerAuthorizer {
+        identity: state.identity.clone(),
+        caller: caller.principal.clone(),
+        request: tumbler_identity::RequestInfo {
+            now,
+            source_ip: Some(info.peer.ip()),
+            secure_transport: info.tls,
+        },
     };
+    let ctx = tumbler_secrets::Ctx::new(
+        caller.principal.account.clone(),
+        caller.region.clone(),
+        caller.principal.arn.clone(),
+        now,
+        Arc::new(authorizer),
+    );
     let internal = || AwsError::internal("An internal error occurred. Try the request again.");
     if tumbler_secrets::is_read_only(&op) {
         // Reads are short indexed lookups: run them here, but never let a
@@ -258,23 +281,37 @@ async fn secrets_call(state: &Arc<AppState>, caller: &Caller, op: String, body: 
     }
 }
 
-fn sts_call(caller: &Caller, query: Option<&str>, body: &[u8], rid: &str) -> Result<Vec<u8>, AwsError> {
-    let params = tumbler_wire::query::parse_params(query, body);
-    let action = params.get("Action").map(String::as_str).unwrap_or_default();
-    match action {
-        "GetCallerIdentity" => Ok(tumbler_wire::query::response(
-            "GetCallerIdentity",
-            STS_XMLNS,
-            &[
-                ("Arn", &caller.principal.arn),
-                ("UserId", &caller.principal.user_id),
-                ("Account", &caller.principal.account),
-            ],
-            rid,
-        )),
-        "" => Err(AwsError::unknown_operation("The request names no Action.")),
-        other => Err(AwsError::unknown_operation(format!(
-            "Could not find operation {other} for version 2011-06-15"
-        ))),
-    }
+/// IAM and STS calls; they may write to the store, so they run on the blocking pool.
+async fn query_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    service: &'static str,
+    params: tumbler_identity::Params,
+    rid: String,
+) -> Result<Vec<u8>, AwsError> {
+    let s = state.clone();
+    let principal = caller.principal.clone();
+    tokio::task::spawn_blocking(move || {
+        let call = tumbler_identity::Call {
+            caller: &principal,
+            request: tumbler_identity::RequestInfo {
+                now: jiff::Timestamp::now(),
+                source_ip: Some(info.peer.ip()),
+                secure_transport: info.tls,
+            },
+            request_id: &rid,
+            params: &params,
+        };
+        if service == "iam" {
+            s.identity.iam_call(&call)
+        } else {
+            s.identity.sts_call(&call)
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        tracing::error!("operation panicked");
+        Err(AwsError::internal("An internal error occurred. Try the request again."))
+    })
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use tumbler_identity::{Identity, Principal};
+use tumbler_identity::{Identity, Principal, SessionLookup};
 use tumbler_sigv4::{SigV4Error, Timestamp};
 use tumbler_wire::AwsError;
 
@@ -53,21 +53,37 @@ pub fn authenticate(
         )));
     }
     let invalid = || AwsError::unrecognized_client("The security token included in the request is invalid.");
-    if auth.security_token.is_some() {
-        // Temporary credentials arrive with the STS issue; until then no
-        // session token is valid.
-        return Err(invalid());
-    }
     if !tumbler_identity::is_access_key_id(&auth.access_key_id) {
         return Err(invalid());
     }
-    let (principal, key) = identity
-        .signing_key(&auth.access_key_id, &auth.scope_date, &auth.region, &auth.service)
-        .map_err(|e| {
-            tracing::error!(error = %e, "credential lookup failed");
-            AwsError::internal("An internal error occurred. Try the request again.")
-        })?
-        .ok_or_else(invalid)?;
+    let (principal, key) = match &auth.security_token {
+        // Temporary credentials: the token carries the session and must name
+        // this access key; an ASIA key never works without its token.
+        Some(token) => match identity.session_signing_key(
+            token,
+            &auth.access_key_id,
+            &auth.scope_date,
+            &auth.region,
+            &auth.service,
+            now,
+        ) {
+            SessionLookup::Found(found) => found,
+            SessionLookup::Invalid => return Err(invalid()),
+            SessionLookup::Expired => {
+                return Err(AwsError::expired_token(
+                    "The security token included in the request is expired",
+                ));
+            }
+        },
+        None if auth.access_key_id.starts_with("ASIA") => return Err(invalid()),
+        None => identity
+            .signing_key(&auth.access_key_id, &auth.scope_date, &auth.region, &auth.service)
+            .map_err(|e| {
+                tracing::error!(error = %e, "credential lookup failed");
+                AwsError::internal("An internal error occurred. Try the request again.")
+            })?
+            .ok_or_else(invalid)?,
+    };
     tumbler_sigv4::verify(&auth, parts, body, &key).map_err(sigv4_error)?;
     Ok(Caller {
         principal,

@@ -8,6 +8,7 @@
 //! paths, and the framework layer cost more per request than SigV4 itself.
 
 mod api;
+mod authz;
 mod gate;
 pub mod tls;
 
@@ -31,8 +32,8 @@ pub struct AppState {
     pub secrets: Arc<SecretsService>,
 }
 
-/// How a connection reached us, for handlers and (later) policy conditions
-/// such as aws:SourceIp and aws:SecureTransport.
+/// How a connection reached us, for handlers and policy conditions such as
+/// aws:SourceIp and aws:SecureTransport.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,

@@ -173,6 +173,60 @@ pub enum Write {
     },
     CreatePrincipal(PrincipalRow),
     CreateAccessKey(AccessKeyRow),
+    /// Replace a user's or role's `meta`; `NotFound` if it is gone.
+    UpdatePrincipal {
+        arn: String,
+        meta: String,
+    },
+    /// Delete a principal with its access keys, inline policies and attachments.
+    DeletePrincipal {
+        arn: String,
+    },
+    SetAccessKeyStatus {
+        access_key_id: String,
+        status: String,
+    },
+    DeleteAccessKey {
+        access_key_id: String,
+    },
+    /// Create or replace an inline policy.
+    PutInlinePolicy {
+        principal_arn: String,
+        name: String,
+        document: String,
+    },
+    /// `NotFound` if there is no such policy.
+    DeleteInlinePolicy {
+        principal_arn: String,
+        name: String,
+    },
+    /// A customer-managed policy with its first version.
+    CreateManagedPolicy {
+        row: ManagedPolicyRow,
+        version: PolicyVersionRow,
+    },
+    /// Replace a managed policy's `updated_ms` and `meta`.
+    UpdateManagedPolicy(ManagedPolicyRow),
+    DeleteManagedPolicy {
+        arn: String,
+    },
+    PutPolicyVersion {
+        policy_arn: String,
+        version: PolicyVersionRow,
+    },
+    DeletePolicyVersion {
+        policy_arn: String,
+        version_id: String,
+    },
+    AttachPolicy {
+        principal_arn: String,
+        policy_arn: String,
+    },
+    /// `NotFound` if the policy was not attached.
+    DetachPolicy {
+        principal_arn: String,
+        policy_arn: String,
+    },
 }
 
 /// What a successful `Write` produced.
@@ -262,6 +316,25 @@ impl std::fmt::Debug for AccessKeyRow {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedPolicyRow {
+    pub arn: String,
+    pub account: String,
+    pub name: String,
+    pub policy_id: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// The identity domain's JSON document (default version, path, ...).
+    pub meta: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersionRow {
+    pub version_id: String,
+    pub document: String,
+    pub created_ms: i64,
+}
+
 /// The storage interface. Reads are cheap and may run on async workers;
 /// `apply` blocks until the batch is durably committed.
 pub trait Store: Send + Sync + 'static {
@@ -282,6 +355,21 @@ pub trait Store: Send + Sync + 'static {
 
     fn principal(&self, arn: &str) -> Result<Option<PrincipalRow>>;
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>>;
+    /// Principals of one kind (`user`, `role`) in an account, by name.
+    fn principals(&self, account: &str, kind: &str) -> Result<Vec<PrincipalRow>>;
+    /// A principal's access keys, oldest first.
+    fn access_keys_of(&self, principal_arn: &str) -> Result<Vec<AccessKeyRow>>;
+    /// A principal's inline policies as (name, document), by name.
+    fn inline_policies(&self, principal_arn: &str) -> Result<Vec<(String, String)>>;
+    fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicyRow>>;
+    /// An account's customer-managed policies, by name.
+    fn managed_policies(&self, account: &str) -> Result<Vec<ManagedPolicyRow>>;
+    /// A managed policy's versions, oldest first.
+    fn policy_versions(&self, policy_arn: &str) -> Result<Vec<PolicyVersionRow>>;
+    /// ARNs of the managed policies attached to a principal, sorted.
+    fn attached_policies(&self, principal_arn: &str) -> Result<Vec<String>>;
+    /// How many principals a managed policy is attached to.
+    fn attachment_count(&self, policy_arn: &str) -> Result<i64>;
 
     /// Commit a batch atomically and durably; results are in write order.
     fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>>;

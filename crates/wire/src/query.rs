@@ -1,4 +1,4 @@
-//! awsQuery (STS, later IAM): form-encoded parameters in, XML out.
+//! awsQuery (STS, IAM): form-encoded parameters in, XML out.
 //! The XML we send is small and fixed-shape, so it is written directly
 //! rather than through a serializer.
 
@@ -15,6 +15,66 @@ pub fn parse_params(url_query: Option<&str>, body: &[u8]) -> BTreeMap<String, St
     }
     out.extend(form_urlencoded::parse(body).into_owned());
     out
+}
+
+pub const STS_XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+pub const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+/// Builds the `<{Action}Result>` part of a response, element by element.
+#[derive(Default)]
+pub struct Xml(String);
+
+impl Xml {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn open(&mut self, tag: &str) -> &mut Self {
+        self.0.push('<');
+        self.0.push_str(tag);
+        self.0.push('>');
+        self
+    }
+
+    pub fn close(&mut self, tag: &str) -> &mut Self {
+        self.0.push_str("</");
+        self.0.push_str(tag);
+        self.0.push('>');
+        self
+    }
+
+    /// `<tag>escaped value</tag>`
+    pub fn field(&mut self, tag: &str, value: &str) -> &mut Self {
+        self.open(tag);
+        self.0.push_str(&escape(value));
+        self.close(tag)
+    }
+
+    pub fn opt_field(&mut self, tag: &str, value: Option<&str>) -> &mut Self {
+        if let Some(v) = value {
+            self.field(tag, v);
+        }
+        self
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A response whose result is `result` (None: an action without a result
+/// element, such as IAM's DeleteUser).
+pub fn response_xml(action: &str, xmlns: &str, result: Option<&str>, request_id: &str) -> Vec<u8> {
+    let result = match result {
+        Some(r) => format!("  <{action}Result>{r}</{action}Result>\n"),
+        None => String::new(),
+    };
+    format!(
+        "<{action}Response xmlns=\"{xmlns}\">\n{result}  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  \
+         </ResponseMetadata>\n</{action}Response>\n",
+        escape(request_id)
+    )
+    .into_bytes()
 }
 
 pub fn escape(s: &str) -> String {

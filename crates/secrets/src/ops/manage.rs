@@ -508,8 +508,8 @@ impl SecretsService {
         r: sm::PutResourcePolicyRequest,
     ) -> Result<sm::ArnNameVersion, AwsError> {
         let policy = r.resource_policy.clone().unwrap_or_default();
-        crate::policy::check_syntax(&policy).map_err(AwsError::malformed_policy)?;
-        if r.block_public_policy.unwrap_or(false) && crate::policy::grants_public_access(&policy) {
+        let parsed = crate::policy::parse(&policy).map_err(AwsError::malformed_policy)?;
+        if r.block_public_policy.unwrap_or(false) && crate::policy::is_public(&parsed, &ctx.account) {
             return Err(AwsError::public_policy(
                 "This resource policy will grant public access to the secret. Use a narrower Principal or a Condition, \
                  or set BlockPublicPolicy to false.",
@@ -567,16 +567,16 @@ impl SecretsService {
         }
         let policy = r.resource_policy.unwrap_or_default();
         let mut errors = Vec::new();
-        if let Err(m) = crate::policy::check_syntax(&policy) {
-            errors.push(sm::ValidationErrorsEntry {
+        match crate::policy::parse(&policy) {
+            Err(m) => errors.push(sm::ValidationErrorsEntry {
                 check_name: "SYNTAX_CHECKING".into(),
                 error_message: m,
-            });
-        } else if crate::policy::grants_public_access(&policy) {
-            errors.push(sm::ValidationErrorsEntry {
+            }),
+            Ok(parsed) if crate::policy::is_public(&parsed, &ctx.account) => errors.push(sm::ValidationErrorsEntry {
                 check_name: "PUBLIC_ACCESS_CHECKING".into(),
                 error_message: "This resource policy grants public access to the secret.".into(),
-            });
+            }),
+            Ok(_) => {}
         }
         Ok(sm::ValidateResourcePolicyResponse {
             policy_validation_passed: errors.is_empty(),

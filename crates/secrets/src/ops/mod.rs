@@ -7,6 +7,7 @@ mod values;
 use tumbler_wire::secretsmanager as sm;
 use tumbler_wire::{AwsError, decode, encode};
 
+use crate::authz::{RequestCheck, secret_id_check, unscoped};
 use crate::{Ctx, SecretsService};
 
 /// Every operation this service answers, for routing and tests.
@@ -50,11 +51,29 @@ pub fn is_read_only(op: &str) -> bool {
     )
 }
 
+/// Decode and validate the request, then run the operation with its
+/// authorization check (action and request condition keys) in the context.
 macro_rules! run {
     ($self:ident, $ctx:ident, $body:ident, $req:ty, $method:ident) => {{
         let req: $req = decode($body)?;
         req.validate()?;
-        Ok(encode(&$self.$method($ctx, req)?))
+        let ctx = &$ctx.with_check(req.check());
+        Ok(encode(&$self.$method(ctx, req)?))
+    }};
+    // A bare SecretId request: the action is the operation's.
+    ($self:ident, $ctx:ident, $body:ident, $req:ty, $method:ident, id $action:literal) => {{
+        let req: $req = decode($body)?;
+        req.validate()?;
+        let ctx = &$ctx.with_check(secret_id_check($action, &req));
+        Ok(encode(&$self.$method(ctx, req)?))
+    }};
+    // An operation on no particular secret: checked on `*` before it runs.
+    ($self:ident, $ctx:ident, $body:ident, $req:ty, $method:ident, any $action:literal) => {{
+        let req: $req = decode($body)?;
+        req.validate()?;
+        let ctx = &$ctx.with_check(unscoped($action));
+        ctx.authorize_resource("*", None)?;
+        Ok(encode(&$self.$method(ctx, req)?))
     }};
 }
 
@@ -64,11 +83,17 @@ impl SecretsService {
         match op {
             "CreateSecret" => run!(self, ctx, body, sm::CreateSecretRequest, create_secret),
             "GetSecretValue" => run!(self, ctx, body, sm::GetSecretValueRequest, get_secret_value),
-            "BatchGetSecretValue" => run!(self, ctx, body, sm::BatchGetSecretValueRequest, batch_get_secret_value),
+            "BatchGetSecretValue" => {
+                run!(self, ctx, body, sm::BatchGetSecretValueRequest, batch_get_secret_value, any "secretsmanager:BatchGetSecretValue")
+            }
             "PutSecretValue" => run!(self, ctx, body, sm::PutSecretValueRequest, put_secret_value),
             "UpdateSecret" => run!(self, ctx, body, sm::UpdateSecretRequest, update_secret),
-            "DescribeSecret" => run!(self, ctx, body, sm::SecretIdRequest, describe_secret),
-            "ListSecrets" => run!(self, ctx, body, sm::ListSecretsRequest, list_secrets),
+            "DescribeSecret" => {
+                run!(self, ctx, body, sm::SecretIdRequest, describe_secret, id "secretsmanager:DescribeSecret")
+            }
+            "ListSecrets" => {
+                run!(self, ctx, body, sm::ListSecretsRequest, list_secrets, any "secretsmanager:ListSecrets")
+            }
             "ListSecretVersionIds" => run!(
                 self,
                 ctx,
@@ -86,14 +111,20 @@ impl SecretsService {
                 )
             }
             "DeleteSecret" => run!(self, ctx, body, sm::DeleteSecretRequest, delete_secret),
-            "RestoreSecret" => run!(self, ctx, body, sm::SecretIdRequest, restore_secret),
+            "RestoreSecret" => {
+                run!(self, ctx, body, sm::SecretIdRequest, restore_secret, id "secretsmanager:RestoreSecret")
+            }
             "TagResource" => run!(self, ctx, body, sm::TagResourceRequest, tag_resource),
             "UntagResource" => run!(self, ctx, body, sm::UntagResourceRequest, untag_resource),
-            "GetRandomPassword" => run!(self, ctx, body, sm::GetRandomPasswordRequest, get_random_password),
+            "GetRandomPassword" => {
+                run!(self, ctx, body, sm::GetRandomPasswordRequest, get_random_password, any "secretsmanager:GetRandomPassword")
+            }
             "PutResourcePolicy" => run!(self, ctx, body, sm::PutResourcePolicyRequest, put_resource_policy),
-            "GetResourcePolicy" => run!(self, ctx, body, sm::SecretIdRequest, get_resource_policy),
+            "GetResourcePolicy" => {
+                run!(self, ctx, body, sm::SecretIdRequest, get_resource_policy, id "secretsmanager:GetResourcePolicy")
+            }
             "DeleteResourcePolicy" => {
-                run!(self, ctx, body, sm::SecretIdRequest, delete_resource_policy)
+                run!(self, ctx, body, sm::SecretIdRequest, delete_resource_policy, id "secretsmanager:DeleteResourcePolicy")
             }
             "ValidateResourcePolicy" => {
                 run!(
@@ -122,7 +153,9 @@ impl SecretsService {
                     remove_regions_from_replication
                 )
             }
-            "StopReplicationToReplica" => run!(self, ctx, body, sm::SecretIdRequest, stop_replication_to_replica),
+            "StopReplicationToReplica" => {
+                run!(self, ctx, body, sm::SecretIdRequest, stop_replication_to_replica, id "secretsmanager:StopReplicationToReplica")
+            }
             _ => Err(AwsError::unknown_operation(format!(
                 "The operation secretsmanager.{op} is not supported by this server."
             ))),

@@ -7,6 +7,7 @@ use tumbler_types::SensitiveString;
 use tumbler_wire::AwsError;
 use tumbler_wire::secretsmanager::{self as sm, ApiError, SecretValue};
 
+use crate::authz::RequestCheck;
 use crate::labels::{self, CURRENT};
 use crate::meta::{SecretMeta, StoredTag};
 use crate::{
@@ -142,6 +143,7 @@ impl SecretsService {
                 .secret_by_name(&ctx.account, &ctx.region, &name)
                 .map_err(store_err)?
             {
+                ctx.authorize_resource(&existing.row.arn, Some(&self.facts.get(&existing)))?;
                 return self.create_again(existing, token.as_deref(), value.as_ref());
             }
             let suffix = arn_suffix()?;
@@ -149,6 +151,7 @@ impl SecretsService {
                 "arn:aws:secretsmanager:{}:{}:secret:{name}-{suffix}",
                 ctx.region, ctx.account
             );
+            ctx.authorize_resource(&arn, None)?;
             let now = ctx.now_ms();
             let mut versions = Vec::new();
             let mut stages = Vec::new();
@@ -183,15 +186,13 @@ impl SecretsService {
                         ..Default::default()
                     };
                     if let Some(regions) = r.add_replica_regions.as_deref() {
-                        let ctx2 = Ctx { ..ctx.clone() };
-                        let rep = self.replicate_secret_to_regions(
-                            &ctx2,
-                            sm::ReplicateSecretToRegionsRequest {
-                                secret_id: Some(resp.arn.clone()),
-                                add_replica_regions: Some(regions.to_vec()),
-                                force_overwrite_replica_secret: r.force_overwrite_replica_secret,
-                            },
-                        )?;
+                        // Replicas need their own permission, as on AWS.
+                        let request = sm::ReplicateSecretToRegionsRequest {
+                            secret_id: Some(resp.arn.clone()),
+                            add_replica_regions: Some(regions.to_vec()),
+                            force_overwrite_replica_secret: r.force_overwrite_replica_secret,
+                        };
+                        let rep = self.replicate_secret_to_regions(&ctx.with_check(request.check()), request)?;
                         resp.replication_status = rep.replication_status;
                     }
                     return Ok(resp);
@@ -322,6 +323,17 @@ impl SecretsService {
             ));
         }
         let mut out = sm::BatchGetSecretValueResponse::default();
+        // Each secret also needs GetSecretValue, as on AWS; a denied one is
+        // an entry in Errors, like a missing one.
+        let get_ctx = |id: &str| {
+            ctx.with_check(
+                sm::GetSecretValueRequest {
+                    secret_id: Some(id.to_owned()),
+                    ..Default::default()
+                }
+                .check(),
+            )
+        };
         let fetch =
             |out: &mut sm::BatchGetSecretValueResponse, id: &str, state: Result<Option<Arc<SecretState>>, AwsError>| {
                 let r = state
@@ -343,7 +355,7 @@ impl SecretsService {
                 ));
             }
             for id in ids {
-                fetch(&mut out, id, self.find(ctx, id));
+                fetch(&mut out, id, self.find(&get_ctx(id), id));
             }
             return Ok(out);
         }
@@ -357,7 +369,16 @@ impl SecretsService {
             r.next_token.as_deref(),
         )?;
         for listing in page.entries {
-            let state = self.store.secret_by_id(listing.row.id).map_err(store_err);
+            let state = self
+                .store
+                .secret_by_id(listing.row.id)
+                .map_err(store_err)
+                .and_then(|s| {
+                    if let Some(s) = &s {
+                        get_ctx(&listing.row.name).authorize_resource(&s.row.arn, Some(&self.facts.get(s)))?;
+                    }
+                    Ok(s)
+                });
             fetch(&mut out, &listing.row.name, state);
         }
         out.next_token = page.next_token;

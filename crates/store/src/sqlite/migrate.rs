@@ -7,7 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/001_initial.sql")),
+    (2, include_str!("../../migrations/sqlite/002_iam.sql")),
+];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

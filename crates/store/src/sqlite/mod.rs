@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{
-    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing,
-    SecretState, Store, StoreError, Write,
+    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, Result,
+    SealedValue, SecretListing, SecretState, Store, StoreError, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -228,6 +228,38 @@ impl Store for SqliteStore {
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
         self.read(|c| read::access_key(c, access_key_id))
+    }
+
+    fn principals(&self, account: &str, kind: &str) -> Result<Vec<PrincipalRow>> {
+        self.read(|c| read::principals(c, account, kind))
+    }
+
+    fn access_keys_of(&self, principal_arn: &str) -> Result<Vec<AccessKeyRow>> {
+        self.read(|c| read::access_keys_of(c, principal_arn))
+    }
+
+    fn inline_policies(&self, principal_arn: &str) -> Result<Vec<(String, String)>> {
+        self.read(|c| read::inline_policies(c, principal_arn))
+    }
+
+    fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicyRow>> {
+        self.read(|c| read::managed_policy(c, arn))
+    }
+
+    fn managed_policies(&self, account: &str) -> Result<Vec<ManagedPolicyRow>> {
+        self.read(|c| read::managed_policies(c, account))
+    }
+
+    fn policy_versions(&self, policy_arn: &str) -> Result<Vec<PolicyVersionRow>> {
+        self.read(|c| read::policy_versions(c, policy_arn))
+    }
+
+    fn attached_policies(&self, principal_arn: &str) -> Result<Vec<String>> {
+        self.read(|c| read::attached_policies(c, principal_arn))
+    }
+
+    fn attachment_count(&self, policy_arn: &str) -> Result<i64> {
+        self.read(|c| read::attachment_count(c, policy_arn))
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {

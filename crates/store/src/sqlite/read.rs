@@ -4,8 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::backend;
 use crate::{
-    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, PrincipalRow, Result, SealedValue, SecretListing, SecretRow,
-    SecretState, SortKey, StoreError, ValueKind, VersionMeta,
+    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, Result, SealedValue,
+    SecretListing, SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
 };
 
 const SECRET_COLUMNS: &str = "id, account, region, name, arn, revision, created_ms, last_changed_ms, \
@@ -262,4 +262,123 @@ pub(crate) fn access_key(conn: &Connection, access_key_id: &str) -> Result<Optio
     })
     .optional()
     .map_err(backend)
+}
+
+fn principal_row(r: &Row<'_>) -> rusqlite::Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        arn: r.get(0)?,
+        account: r.get(1)?,
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        unique_id: r.get(4)?,
+        created_ms: r.get(5)?,
+        meta: r.get(6)?,
+    })
+}
+
+pub(crate) fn principals(conn: &Connection, account: &str, kind: &str) -> Result<Vec<PrincipalRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT arn, account, kind, name, unique_id, created_ms, meta FROM principals
+             WHERE account = ?1 AND kind = ?2 ORDER BY name",
+        )
+        .map_err(backend)?;
+    let rows = stmt.query_map(params![account, kind], principal_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn access_keys_of(conn: &Connection, principal_arn: &str) -> Result<Vec<AccessKeyRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT access_key_id, principal_arn, status, sealed_secret, created_ms FROM access_keys
+             WHERE principal_arn = ?1 ORDER BY created_ms, access_key_id",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([principal_arn], |r| {
+            Ok(AccessKeyRow {
+                access_key_id: r.get(0)?,
+                principal_arn: r.get(1)?,
+                status: r.get(2)?,
+                sealed_secret: r.get(3)?,
+                created_ms: r.get(4)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn inline_policies(conn: &Connection, principal_arn: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, document FROM inline_policies WHERE principal_arn = ?1 ORDER BY name")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([principal_arn], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+const POLICY_COLUMNS: &str = "arn, account, name, policy_id, created_ms, updated_ms, meta";
+
+fn managed_policy_row(r: &Row<'_>) -> rusqlite::Result<ManagedPolicyRow> {
+    Ok(ManagedPolicyRow {
+        arn: r.get(0)?,
+        account: r.get(1)?,
+        name: r.get(2)?,
+        policy_id: r.get(3)?,
+        created_ms: r.get(4)?,
+        updated_ms: r.get(5)?,
+        meta: r.get(6)?,
+    })
+}
+
+pub(crate) fn managed_policy(conn: &Connection, arn: &str) -> Result<Option<ManagedPolicyRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {POLICY_COLUMNS} FROM managed_policies WHERE arn = ?1"))
+        .map_err(backend)?;
+    stmt.query_row([arn], managed_policy_row).optional().map_err(backend)
+}
+
+pub(crate) fn managed_policies(conn: &Connection, account: &str) -> Result<Vec<ManagedPolicyRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {POLICY_COLUMNS} FROM managed_policies WHERE account = ?1 ORDER BY name"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map([account], managed_policy_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn policy_versions(conn: &Connection, policy_arn: &str) -> Result<Vec<PolicyVersionRow>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version_id, document, created_ms FROM policy_versions WHERE policy_arn = ?1
+             ORDER BY created_ms, CAST(SUBSTR(version_id, 2) AS INTEGER)",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([policy_arn], |r| {
+            Ok(PolicyVersionRow {
+                version_id: r.get(0)?,
+                document: r.get(1)?,
+                created_ms: r.get(2)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn attached_policies(conn: &Connection, principal_arn: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT policy_arn FROM policy_attachments WHERE principal_arn = ?1 ORDER BY policy_arn")
+        .map_err(backend)?;
+    let rows = stmt.query_map([principal_arn], |r| r.get(0)).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM policy_attachments WHERE policy_arn = ?1")
+        .map_err(backend)?
+        .query_row([policy_arn], |r| r.get(0))
+        .map_err(backend)
 }

@@ -317,3 +317,112 @@ fn ids_are_never_reused_so_stale_writes_cannot_land_on_a_new_secret() {
     }]);
     assert!(matches!(r, Err(StoreError::Conflict)));
 }
+
+fn principal(arn: &str, kind: &str, name: &str) -> PrincipalRow {
+    PrincipalRow {
+        arn: arn.into(),
+        account: "000000000000".into(),
+        kind: kind.into(),
+        name: name.into(),
+        unique_id: format!("ID{name}"),
+        created_ms: 1,
+        meta: "{}".into(),
+    }
+}
+
+#[test]
+fn iam_rows_policies_attachments_and_cascades() {
+    use crate::{AccessKeyRow, ManagedPolicyRow, PolicyVersionRow};
+    let (_d, s) = store();
+    let user = "arn:aws:iam::000000000000:user/u";
+    let policy = "arn:aws:iam::000000000000:policy/p";
+    let version = |id: &str| PolicyVersionRow {
+        version_id: id.into(),
+        document: format!("doc {id}"),
+        created_ms: 1,
+    };
+    s.apply(vec![
+        Write::CreatePrincipal(principal(user, "user", "u")),
+        Write::CreatePrincipal(principal("arn:aws:iam::000000000000:role/r", "role", "r")),
+        Write::CreateAccessKey(AccessKeyRow {
+            access_key_id: "AKIATESTTESTTEST0001".into(),
+            principal_arn: user.into(),
+            status: "Active".into(),
+            sealed_secret: vec![1, 2, 3],
+            created_ms: 1,
+        }),
+        Write::PutInlinePolicy {
+            principal_arn: user.into(),
+            name: "inline".into(),
+            document: "one".into(),
+        },
+        Write::PutInlinePolicy {
+            principal_arn: user.into(),
+            name: "inline".into(),
+            document: "two".into(),
+        },
+        Write::CreateManagedPolicy {
+            row: ManagedPolicyRow {
+                arn: policy.into(),
+                account: "000000000000".into(),
+                name: "p".into(),
+                policy_id: "ANPA1".into(),
+                created_ms: 1,
+                updated_ms: 1,
+                meta: "{}".into(),
+            },
+            version: version("v1"),
+        },
+        Write::PutPolicyVersion {
+            policy_arn: policy.into(),
+            version: version("v2"),
+        },
+        Write::AttachPolicy {
+            principal_arn: user.into(),
+            policy_arn: policy.into(),
+        },
+        Write::AttachPolicy {
+            principal_arn: user.into(),
+            policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+        },
+    ])
+    .unwrap();
+    assert_eq!(s.principals("000000000000", "user").unwrap().len(), 1);
+    assert_eq!(s.principals("000000000000", "role").unwrap()[0].name, "r");
+    assert_eq!(s.inline_policies(user).unwrap(), vec![("inline".into(), "two".into())]);
+    assert_eq!(s.policy_versions(policy).unwrap().len(), 2);
+    assert_eq!(s.attachment_count(policy).unwrap(), 1);
+    assert_eq!(s.attached_policies(user).unwrap().len(), 2);
+    assert_eq!(s.access_keys_of(user).unwrap().len(), 1);
+    // Deleting what is not there reports NotFound and changes nothing else in the batch.
+    let missing = s.apply(vec![
+        Write::DetachPolicy {
+            principal_arn: user.into(),
+            policy_arn: policy.into(),
+        },
+        Write::DeleteInlinePolicy {
+            principal_arn: user.into(),
+            name: "nope".into(),
+        },
+    ]);
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+    assert_eq!(s.attachment_count(policy).unwrap(), 1);
+    s.apply(vec![Write::SetAccessKeyStatus {
+        access_key_id: "AKIATESTTESTTEST0001".into(),
+        status: "Inactive".into(),
+    }])
+    .unwrap();
+    assert_eq!(
+        s.access_key("AKIATESTTESTTEST0001").unwrap().unwrap().status,
+        "Inactive"
+    );
+    // A principal takes its keys, inline policies and attachments with it.
+    s.apply(vec![Write::DeletePrincipal { arn: user.into() }]).unwrap();
+    assert!(s.access_key("AKIATESTTESTTEST0001").unwrap().is_none());
+    assert!(s.inline_policies(user).unwrap().is_empty());
+    assert_eq!(s.attachment_count(policy).unwrap(), 0);
+    s.apply(vec![Write::DeleteManagedPolicy { arn: policy.into() }])
+        .unwrap();
+    assert!(s.policy_versions(policy).unwrap().is_empty());
+    assert!(s.managed_policy(policy).unwrap().is_none());
+}

@@ -11,7 +11,7 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::backend;
 use super::cache::{Cache, Changed};
-use crate::{AccessTouch, Applied, NewVersion, Result, SealedValue, SecretRow, StoreError, Write};
+use crate::{AccessTouch, Applied, NewVersion, PolicyVersionRow, Result, SealedValue, SecretRow, StoreError, Write};
 
 const MAX_BATCH: usize = 256;
 
@@ -64,7 +64,8 @@ fn note(changed: &mut Changed, w: &Write) {
         Write::UpdateSecret { row, .. } => changed.secrets.push(row.id),
         Write::PurgeSecret { id } => changed.secrets.push(*id),
         Write::CreateKmsKey { .. } => changed.kms = true,
-        Write::CreateSecret { .. } | Write::CreatePrincipal(_) | Write::CreateAccessKey(_) => {}
+        // Nothing else is cached by the store.
+        _ => {}
     }
 }
 
@@ -265,7 +266,122 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             .map_err(|e| constraint(e, "access key"))?;
             Ok(Applied::Done)
         }
+        Write::UpdatePrincipal { arn, meta } => exactly_one(
+            conn,
+            "UPDATE principals SET meta = ?2 WHERE arn = ?1",
+            params![arn, meta],
+        ),
+        Write::DeletePrincipal { arn } => exactly_one(conn, "DELETE FROM principals WHERE arn = ?1", params![arn]),
+        Write::SetAccessKeyStatus { access_key_id, status } => exactly_one(
+            conn,
+            "UPDATE access_keys SET status = ?2 WHERE access_key_id = ?1",
+            params![access_key_id, status],
+        ),
+        Write::DeleteAccessKey { access_key_id } => exactly_one(
+            conn,
+            "DELETE FROM access_keys WHERE access_key_id = ?1",
+            params![access_key_id],
+        ),
+        Write::PutInlinePolicy {
+            principal_arn,
+            name,
+            document,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO inline_policies (principal_arn, name, document) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (principal_arn, name) DO UPDATE SET document = excluded.document",
+            )
+            .map_err(backend)?
+            .execute(params![principal_arn, name, document])
+            .map_err(|e| constraint(e, "inline policy"))?;
+            Ok(Applied::Done)
+        }
+        Write::DeleteInlinePolicy { principal_arn, name } => exactly_one(
+            conn,
+            "DELETE FROM inline_policies WHERE principal_arn = ?1 AND name = ?2",
+            params![principal_arn, name],
+        ),
+        Write::CreateManagedPolicy { row, version } => {
+            conn.prepare_cached(
+                "INSERT INTO managed_policies (arn, account, name, policy_id, created_ms, updated_ms, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                row.arn,
+                row.account,
+                row.name,
+                row.policy_id,
+                row.created_ms,
+                row.updated_ms,
+                row.meta
+            ])
+            .map_err(|e| constraint(e, "managed policy"))?;
+            insert_policy_version(conn, &row.arn, &version)?;
+            Ok(Applied::Done)
+        }
+        Write::UpdateManagedPolicy(row) => exactly_one(
+            conn,
+            "UPDATE managed_policies SET updated_ms = ?2, meta = ?3 WHERE arn = ?1",
+            params![row.arn, row.updated_ms, row.meta],
+        ),
+        Write::DeleteManagedPolicy { arn } => {
+            exactly_one(conn, "DELETE FROM managed_policies WHERE arn = ?1", params![arn])
+        }
+        Write::PutPolicyVersion { policy_arn, version } => {
+            insert_policy_version(conn, &policy_arn, &version)?;
+            Ok(Applied::Done)
+        }
+        Write::DeletePolicyVersion { policy_arn, version_id } => exactly_one(
+            conn,
+            "DELETE FROM policy_versions WHERE policy_arn = ?1 AND version_id = ?2",
+            params![policy_arn, version_id],
+        ),
+        Write::AttachPolicy {
+            principal_arn,
+            policy_arn,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO policy_attachments (principal_arn, policy_arn) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .map_err(backend)?
+            .execute(params![principal_arn, policy_arn])
+            .map_err(|e| constraint(e, "attachment"))?;
+            Ok(Applied::Done)
+        }
+        Write::DetachPolicy {
+            principal_arn,
+            policy_arn,
+        } => exactly_one(
+            conn,
+            "DELETE FROM policy_attachments WHERE principal_arn = ?1 AND policy_arn = ?2",
+            params![principal_arn, policy_arn],
+        ),
     }
+}
+
+/// Run a statement that must change exactly one row; `NotFound` otherwise.
+fn exactly_one(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Applied> {
+    let n = conn
+        .prepare_cached(sql)
+        .map_err(backend)?
+        .execute(args)
+        .map_err(|e| constraint(e, "row"))?;
+    if n == 1 {
+        Ok(Applied::Done)
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+fn insert_policy_version(conn: &Connection, policy_arn: &str, v: &PolicyVersionRow) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO policy_versions (policy_arn, version_id, document, created_ms) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(backend)?
+    .execute(params![policy_arn, v.version_id, v.document, v.created_ms])
+    .map_err(|e| constraint(e, "policy version"))?;
+    Ok(())
 }
 
 fn insert_secret(conn: &Connection, r: &SecretRow) -> Result<i64> {

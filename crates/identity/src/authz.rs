@@ -1,0 +1,275 @@
+//! Authorization: the caller's policies, the global condition keys, and
+//! tumbler-iam's evaluation.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tumbler_iam::{ContextKeys, Decision, NamedPolicy, PolicyKind, PolicySet, RequestContext, evaluate, parse_policy};
+
+use crate::{Identity, IdentityError, Principal};
+
+pub(crate) const ADMINISTRATOR_ACCESS: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+
+/// AWS-managed policies Tumbler provides: (name, policy id, document).
+pub(crate) const AWS_MANAGED: &[(&str, &str, &str)] = &[
+    (
+        "AdministratorAccess",
+        "ANPAIWMBCKSKIEE64ZLYK",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    ),
+    (
+        "SecretsManagerReadWrite",
+        "ANPAIVJH3RWT3F6EVG3SA",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:*","kms:DescribeKey","kms:ListAliases","kms:ListKeys","tag:GetResources"],"Resource":"*"}]}"#,
+    ),
+];
+
+pub(crate) fn aws_managed(arn: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    let name = arn.strip_prefix("arn:aws:iam::aws:policy/")?;
+    AWS_MANAGED.iter().find(|(n, _, _)| *n == name).copied()
+}
+
+/// Where a request came from, for aws:CurrentTime, aws:SourceIp and aws:SecureTransport.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInfo {
+    pub now: jiff::Timestamp,
+    pub source_ip: Option<IpAddr>,
+    pub secure_transport: bool,
+}
+
+/// The resource's own policy for [`Identity::authorize`].
+#[derive(Clone, Copy, Debug)]
+pub struct ResourcePolicy<'a> {
+    pub policy: &'a NamedPolicy,
+    /// The resource policy must allow even within the account (STS trust
+    /// policies, KMS key policies).
+    pub required: bool,
+}
+
+impl<'a> ResourcePolicy<'a> {
+    pub fn new(policy: &'a NamedPolicy) -> Self {
+        Self {
+            policy,
+            required: false,
+        }
+    }
+}
+
+/// A decision, owned: what [`Identity::authorize`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    pub decision: Decision,
+    /// AWS's access-denied message for a denial (its newer wording).
+    pub message: String,
+    /// The statements that decided, e.g. "identity-based policy admin statement #1".
+    pub statements: Vec<String>,
+}
+
+impl Authorization {
+    pub fn is_allowed(&self) -> bool {
+        self.decision == Decision::Allow
+    }
+}
+
+/// A principal's identity policies and tags, assembled from the store.
+pub(crate) struct PrincipalPolicies {
+    pub(crate) identity: Vec<NamedPolicy>,
+    pub(crate) tags: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Tag {
+    pub(crate) key: String,
+    pub(crate) value: String,
+}
+
+/// A user's or role's `meta` document in the store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PrincipalMeta {
+    #[serde(default = "root_path")]
+    pub(crate) path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bootstrap: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) assume_role_policy_document: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_session_duration: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+impl PrincipalMeta {
+    pub(crate) fn parse(meta: &str) -> PrincipalMeta {
+        serde_json::from_str(meta).unwrap_or_else(|_| PrincipalMeta {
+            path: root_path(),
+            ..PrincipalMeta::default()
+        })
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("meta serialises")
+    }
+}
+
+/// A managed policy's `meta` document in the store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ManagedPolicyMeta {
+    pub(crate) path: String,
+    pub(crate) default_version_id: String,
+    pub(crate) next_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+}
+
+impl Identity {
+    /// Decide whether `caller` may perform `action` (`service:Action`) on
+    /// `resource` (an ARN, or `*`). `keys` carries the service's own
+    /// condition keys; the global ones are added here. Returns an error only
+    /// when the store cannot be read.
+    pub fn authorize(
+        &self,
+        caller: &Principal,
+        action: &str,
+        resource: &str,
+        request: &RequestInfo,
+        keys: ContextKeys,
+        resource_policy: Option<ResourcePolicy<'_>>,
+    ) -> Result<Authorization, IdentityError> {
+        let session = caller.session.as_deref();
+        let owner = session
+            .and_then(|s| s.role_arn.as_deref())
+            .unwrap_or(caller.arn.as_str());
+        let policies = self.policies_of(owner)?;
+        let mut tags = policies.tags.clone();
+        if let Some(s) = session {
+            // Session tags override the role's tags with the same key.
+            for (k, v) in &s.tags {
+                tags.retain(|(old, _)| !old.eq_ignore_ascii_case(k));
+                tags.push((k.clone(), v.clone()));
+            }
+        }
+        let principal = iam_principal(caller).with_tags(tags);
+        let mut keys = keys;
+        keys.insert_principal_keys(&principal);
+        keys.insert_request_time(request.now);
+        keys.insert_bool("aws:SecureTransport", request.secure_transport);
+        if let Some(ip) = request.source_ip {
+            keys.insert("aws:SourceIp", ip.to_string());
+        }
+        if let Some(s) = session {
+            keys.insert("aws:TokenIssueTime", jiff_iso(s.issued_s));
+        }
+        let mut context = RequestContext::new(principal, action, resource);
+        context.keys = keys;
+        if resource.starts_with("arn:aws:iam::aws:") {
+            // AWS-managed policies belong to every account, as on AWS: no
+            // cross-account resource policy is needed to read or attach them.
+            context.resource_account = Some(caller.account.clone());
+        }
+        let session_policies: Vec<NamedPolicy> = session
+            .and_then(|s| s.session_policy.as_deref())
+            .and_then(|doc| parse_policy(doc, PolicyKind::Session).ok())
+            .map(|p| vec![NamedPolicy::new("session", p)])
+            .unwrap_or_default();
+        let set = PolicySet {
+            identity: &policies.identity,
+            resource: resource_policy.map(|r| r.policy),
+            permissions_boundary: None,
+            session: &session_policies,
+            resource_policy_required: resource_policy.is_some_and(|r| r.required),
+        };
+        let evaluation = evaluate(&context, set);
+        Ok(Authorization {
+            decision: evaluation.decision,
+            message: evaluation.denial_message(&caller.arn, action, resource),
+            statements: evaluation.statements.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// The identity policies and tags of a user or role, cached.
+    pub(crate) fn policies_of(&self, arn: &str) -> Result<Arc<PrincipalPolicies>, IdentityError> {
+        if let Some(p) = self.policies.read().ok().and_then(|m| m.get(arn).cloned()) {
+            return Ok(p);
+        }
+        let mut identity = Vec::new();
+        let mut tags = Vec::new();
+        if let Some(row) = self.store.principal(arn)? {
+            tags = PrincipalMeta::parse(&row.meta)
+                .tags
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .collect();
+            for (name, document) in self.store.inline_policies(arn)? {
+                match parse_policy(&document, PolicyKind::Identity) {
+                    Ok(p) => identity.push(NamedPolicy::new(name, p)),
+                    Err(e) => {
+                        tracing::warn!(principal = arn, policy = %name, error = %e, "stored policy does not parse")
+                    }
+                }
+            }
+            for policy_arn in self.store.attached_policies(arn)? {
+                let Some((name, document)) = self.managed_document(&policy_arn)? else {
+                    continue;
+                };
+                match parse_policy(&document, PolicyKind::Identity) {
+                    Ok(p) => identity.push(NamedPolicy::new(name, p).with_arn(policy_arn)),
+                    Err(e) => tracing::warn!(policy = %policy_arn, error = %e, "stored policy does not parse"),
+                }
+            }
+        }
+        let assembled = Arc::new(PrincipalPolicies { identity, tags });
+        if let Ok(mut m) = self.policies.write() {
+            m.insert(arn.to_owned(), assembled.clone());
+        }
+        Ok(assembled)
+    }
+
+    /// The name and default version's document of a managed policy.
+    fn managed_document(&self, policy_arn: &str) -> Result<Option<(String, String)>, IdentityError> {
+        if let Some((name, _, document)) = aws_managed(policy_arn) {
+            return Ok(Some((name.to_owned(), document.to_owned())));
+        }
+        let Some(row) = self.store.managed_policy(policy_arn)? else {
+            return Ok(None);
+        };
+        let Ok(meta) = serde_json::from_str::<ManagedPolicyMeta>(&row.meta) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .policy_versions(policy_arn)?
+            .into_iter()
+            .find(|v| v.version_id == meta.default_version_id)
+            .map(|v| (row.name, v.document)))
+    }
+}
+
+/// The evaluator's view of a caller.
+pub(crate) fn iam_principal(caller: &Principal) -> tumbler_iam::Principal {
+    if let Some(s) = &caller.session
+        && let (Some(role_arn), Some(session_name)) = (&s.role_arn, &s.session_name)
+    {
+        let role_id = s.user_id.split(':').next().unwrap_or_default();
+        if let Some(p) = tumbler_iam::Principal::assumed_role(role_arn, session_name, role_id) {
+            return p;
+        }
+    }
+    tumbler_iam::Principal::user(&caller.arn, &caller.user_id).unwrap_or_else(tumbler_iam::Principal::anonymous)
+}
+
+pub(crate) fn jiff_iso(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}

@@ -1,0 +1,46 @@
+//! The Secrets Manager service's authorization questions, answered by the
+//! identity layer for one authenticated caller.
+
+use std::sync::Arc;
+
+use tumbler_identity::{ContextKeys, Identity, NamedPolicy, Principal, RequestInfo, ResourcePolicy};
+use tumbler_wire::AwsError;
+
+pub struct CallerAuthorizer {
+    pub identity: Arc<Identity>,
+    pub caller: Arc<Principal>,
+    pub request: RequestInfo,
+}
+
+impl tumbler_secrets::Authorizer for CallerAuthorizer {
+    fn authorize(
+        &self,
+        action: &str,
+        resource: &str,
+        keys: ContextKeys,
+        resource_policy: Option<&NamedPolicy>,
+    ) -> Result<(), AwsError> {
+        let decided = self.identity.authorize(
+            &self.caller,
+            action,
+            resource,
+            &self.request,
+            keys,
+            resource_policy.map(ResourcePolicy::new),
+        );
+        match decided {
+            Ok(a) if a.is_allowed() => Ok(()),
+            Ok(a) => {
+                tracing::info!(
+                    principal = %self.caller.arn, action, resource, statements = ?a.statements,
+                    "access denied: {}", a.message
+                );
+                Err(AwsError::access_denied(a.message))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, action, "authorization failed");
+                Err(AwsError::internal("An internal error occurred. Try the request again."))
+            }
+        }
+    }
+}
