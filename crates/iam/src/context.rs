@@ -326,8 +326,20 @@ impl ContextKeys {
         self.slots[slot] = (hash, index as u32 + 1);
     }
 
+    /// Room for `additional` more keys without regrowing.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        let wanted = ((self.entries.len() + additional) * 2).next_power_of_two().max(8);
+        if self.slots.len() < wanted {
+            self.rebuild_to(wanted);
+        }
+    }
+
     fn rebuild(&mut self) {
-        let size = (self.entries.len() * 2).next_power_of_two().max(8);
+        self.rebuild_to((self.entries.len() * 2).next_power_of_two().max(8));
+    }
+
+    fn rebuild_to(&mut self, size: usize) {
         self.slots.clear();
         self.slots.resize(size, (0, 0));
         for index in 0..self.entries.len() {
@@ -440,12 +452,26 @@ impl ContextKeys {
     /// `aws:CurrentTime` (ISO 8601) and `aws:EpochTime` (seconds), with
     /// their date readings filled in.
     pub fn insert_request_time(&mut self, now: jiff::Timestamp) {
+        // Formatted once a second per thread: every authorized call needs them.
+        thread_local! {
+            static CACHE: std::cell::RefCell<Option<(i64, Scalar, Scalar)>> = const { std::cell::RefCell::new(None) };
+        }
         let seconds = now.as_second();
-        let whole = jiff::Timestamp::from_second(seconds).unwrap_or(now);
-        let iso = Scalar::new(whole.to_string());
-        let _ = iso.date.set(Some(whole.as_nanosecond()));
-        let epoch = Scalar::new(seconds.to_string());
-        let _ = epoch.date.set(Some(i128::from(seconds) * 1_000_000_000));
+        let (iso, epoch) = CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((s, iso, epoch)) = cache.as_ref()
+                && *s == seconds
+            {
+                return (iso.clone(), epoch.clone());
+            }
+            let whole = jiff::Timestamp::from_second(seconds).unwrap_or(now);
+            let iso = Scalar::new(whole.to_string());
+            let _ = iso.date.set(Some(whole.as_nanosecond()));
+            let epoch = Scalar::new(seconds.to_string());
+            let _ = epoch.date.set(Some(i128::from(seconds) * 1_000_000_000));
+            *cache = Some((seconds, iso.clone(), epoch.clone()));
+            (iso, epoch)
+        });
         self.set(
             "aws:CurrentTime",
             ContextValue {
@@ -481,6 +507,25 @@ impl RequestContext {
     pub fn new(principal: Principal, action: impl Into<String>, resource: impl Into<String>) -> RequestContext {
         // Principal keys plus a typical request's own.
         let mut keys = ContextKeys::with_capacity(24);
+        keys.insert_principal_keys(&principal);
+        RequestContext {
+            principal,
+            action: action.into(),
+            resource: resource.into(),
+            resource_account: None,
+            keys,
+        }
+    }
+
+    /// Like [`RequestContext::new`], adding the principal keys to the
+    /// request's own `keys` instead of starting from none.
+    pub fn with_keys(
+        principal: Principal,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+        mut keys: ContextKeys,
+    ) -> RequestContext {
+        keys.reserve(16);
         keys.insert_principal_keys(&principal);
         RequestContext {
             principal,

@@ -62,7 +62,8 @@ pub struct Authorization {
     pub decision: Decision,
     /// AWS's access-denied message for a denial (its newer wording).
     pub message: String,
-    /// The statements that decided, e.g. "identity-based policy admin statement #1".
+    /// For a denial, the statements that decided, e.g. "identity-based
+    /// policy admin statement #1" (empty for an allow).
     pub statements: Vec<String>,
 }
 
@@ -159,8 +160,8 @@ impl Identity {
             }
         }
         let principal = iam_principal(caller).with_tags(tags);
-        let mut keys = keys;
-        keys.insert_principal_keys(&principal);
+        let mut context = RequestContext::with_keys(principal, action, resource, keys);
+        let keys = &mut context.keys;
         keys.insert_request_time(request.now);
         keys.insert_bool("aws:SecureTransport", request.secure_transport);
         if let Some(ip) = request.source_ip {
@@ -169,8 +170,6 @@ impl Identity {
         if let Some(s) = session {
             keys.insert("aws:TokenIssueTime", jiff_iso(s.issued_s));
         }
-        let mut context = RequestContext::new(principal, action, resource);
-        context.keys = keys;
         if resource.starts_with("arn:aws:iam::aws:") {
             // AWS-managed policies belong to every account, as on AWS: no
             // cross-account resource policy is needed to read or attach them.
@@ -178,8 +177,8 @@ impl Identity {
         }
         let session_policies: Vec<NamedPolicy> = session
             .and_then(|s| s.session_policy.as_deref())
-            .and_then(|doc| parse_policy(doc, PolicyKind::Session).ok())
-            .map(|p| vec![NamedPolicy::new("session", p)])
+            .and_then(|doc| self.session_policy(doc))
+            .map(|p| vec![p])
             .unwrap_or_default();
         let set = PolicySet {
             identity: &policies.identity,
@@ -189,11 +188,35 @@ impl Identity {
             resource_policy_required: resource_policy.is_some_and(|r| r.required),
         };
         let evaluation = evaluate(&context, set);
+        // The explanation is only worth its formatting for a denial.
+        if evaluation.decision == Decision::Allow {
+            return Ok(Authorization {
+                decision: Decision::Allow,
+                message: String::new(),
+                statements: Vec::new(),
+            });
+        }
         Ok(Authorization {
             decision: evaluation.decision,
             message: evaluation.denial_message(&caller.arn, action, resource),
             statements: evaluation.statements.iter().map(|s| s.to_string()).collect(),
         })
+    }
+
+    /// A session's inline policy, compiled once: it comes with every request
+    /// the session signs, and compiling costs far more than evaluating.
+    fn session_policy(&self, doc: &str) -> Option<NamedPolicy> {
+        if let Some(p) = self.session_policies.read().ok().and_then(|m| m.get(doc).cloned()) {
+            return Some(p);
+        }
+        let p = NamedPolicy::new("session", parse_policy(doc, PolicyKind::Session).ok()?);
+        if let Ok(mut m) = self.session_policies.write() {
+            if m.len() >= 1024 {
+                m.clear();
+            }
+            m.insert(doc.to_owned(), p.clone());
+        }
+        Some(p)
     }
 
     /// The identity policies and tags of a user or role, cached.

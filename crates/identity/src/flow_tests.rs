@@ -134,10 +134,8 @@ fn admin_is_allowed_and_a_new_user_is_not() {
         .authorize(&bob, "iam:ListUsers", "*", &now, ContextKeys::new(), None)
         .unwrap();
     assert!(allowed.is_allowed(), "{}", allowed.message);
-    assert_eq!(
-        allowed.statements,
-        vec!["identity-based policy p statement #1".to_string()]
-    );
+    // Explanations are only built for denials (they cost more than the decision).
+    assert!(allowed.statements.is_empty() && allowed.message.is_empty());
     // Over TLS the condition fails.
     let tls = RequestInfo {
         secure_transport: true,

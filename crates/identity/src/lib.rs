@@ -102,6 +102,8 @@ pub struct Identity {
     sealer: TokenSealer,
     /// Each principal's assembled identity policies and tags.
     policies: RwLock<HashMap<String, Arc<authz::PrincipalPolicies>>>,
+    /// Compiled session policies by their text.
+    session_policies: RwLock<HashMap<String, NamedPolicy>>,
     /// Serializes IAM changes on this node (see `iam_call`).
     iam_writes: std::sync::Mutex<()>,
 }
@@ -145,6 +147,7 @@ impl Identity {
             signing_keys: RwLock::new(HashMap::new()),
             sealer: TokenSealer::new(root),
             policies: RwLock::new(HashMap::new()),
+            session_policies: RwLock::new(HashMap::new()),
             iam_writes: std::sync::Mutex::new(()),
         }
     }
