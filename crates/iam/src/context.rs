@@ -506,15 +506,7 @@ impl RequestContext {
     /// [`ContextKeys::insert_principal_keys`]); add the request's own keys to `keys`.
     pub fn new(principal: Principal, action: impl Into<String>, resource: impl Into<String>) -> RequestContext {
         // Principal keys plus a typical request's own.
-        let mut keys = ContextKeys::with_capacity(24);
-        keys.insert_principal_keys(&principal);
-        RequestContext {
-            principal,
-            action: action.into(),
-            resource: resource.into(),
-            resource_account: None,
-            keys,
-        }
+        RequestContext::with_keys(principal, action, resource, ContextKeys::with_capacity(24))
     }
 
     /// Like [`RequestContext::new`], adding the principal keys to the

@@ -126,6 +126,14 @@ fn add_secret_id(keys: &mut ContextKeys, id: &Option<String>) {
     }
 }
 
+/// A check on the secret the request names, with the keys `extra` adds.
+fn on_secret(action: &'static str, secret_id: &Option<String>, extra: impl FnOnce(&mut ContextKeys)) -> Check {
+    let mut keys = ContextKeys::new();
+    add_secret_id(&mut keys, secret_id);
+    extra(&mut keys);
+    Check { action, keys }
+}
+
 /// The action and request condition keys of each operation, as AWS lists
 /// them for Secrets Manager.
 pub(crate) trait RequestCheck {
@@ -136,9 +144,7 @@ macro_rules! simple_check {
     ($($req:ty => $action:literal),* $(,)?) => {$(
         impl RequestCheck for $req {
             fn check(&self) -> Check {
-                let mut keys = ContextKeys::new();
-                add_secret_id(&mut keys, &self.secret_id);
-                Check { action: $action, keys }
+                on_secret($action, &self.secret_id, |_| {})
             }
         }
     )*};
@@ -148,6 +154,7 @@ simple_check! {
     sm::ListSecretVersionIdsRequest => "secretsmanager:ListSecretVersionIds",
     sm::PutSecretValueRequest => "secretsmanager:PutSecretValue",
     sm::RemoveRegionsFromReplicationRequest => "secretsmanager:RemoveRegionsFromReplication",
+    sm::ValidateResourcePolicyRequest => "secretsmanager:ValidateResourcePolicy",
 }
 
 impl RequestCheck for sm::CreateSecretRequest {
@@ -183,155 +190,110 @@ impl RequestCheck for sm::CreateSecretRequest {
 
 impl RequestCheck for sm::GetSecretValueRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(v) = &self.version_id {
-            keys.insert("secretsmanager:VersionId", v.clone());
-        }
-        // AWS's documented default when the request names no stage.
-        let stage = match (&self.version_stage, &self.version_id) {
-            (Some(s), _) => Some(s.clone()),
-            (None, None) => Some("AWSCURRENT".to_owned()),
-            (None, Some(_)) => None,
-        };
-        if let Some(stage) = stage {
-            keys.insert("secretsmanager:VersionStage", stage);
-        }
-        Check {
-            action: "secretsmanager:GetSecretValue",
-            keys,
-        }
+        on_secret("secretsmanager:GetSecretValue", &self.secret_id, |keys| {
+            if let Some(v) = &self.version_id {
+                keys.insert("secretsmanager:VersionId", v.clone());
+            }
+            // AWS's documented default when the request names no stage.
+            let stage = match (&self.version_stage, &self.version_id) {
+                (Some(s), _) => Some(s.clone()),
+                (None, None) => Some("AWSCURRENT".to_owned()),
+                (None, Some(_)) => None,
+            };
+            if let Some(stage) = stage {
+                keys.insert("secretsmanager:VersionStage", stage);
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::UpdateSecretRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(d) = &self.description {
-            keys.insert("secretsmanager:Description", d.clone());
-        }
-        if let Some(k) = &self.kms_key_id {
-            keys.insert("secretsmanager:KmsKeyId", k.clone());
-        }
-        Check {
-            action: "secretsmanager:UpdateSecret",
-            keys,
-        }
+        on_secret("secretsmanager:UpdateSecret", &self.secret_id, |keys| {
+            if let Some(d) = &self.description {
+                keys.insert("secretsmanager:Description", d.clone());
+            }
+            if let Some(k) = &self.kms_key_id {
+                keys.insert("secretsmanager:KmsKeyId", k.clone());
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::UpdateSecretVersionStageRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(s) = &self.version_stage {
-            keys.insert("secretsmanager:VersionStage", s.clone());
-        }
-        Check {
-            action: "secretsmanager:UpdateSecretVersionStage",
-            keys,
-        }
+        on_secret("secretsmanager:UpdateSecretVersionStage", &self.secret_id, |keys| {
+            if let Some(s) = &self.version_stage {
+                keys.insert("secretsmanager:VersionStage", s.clone());
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::DeleteSecretRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(days) = self.recovery_window_in_days {
-            keys.insert("secretsmanager:RecoveryWindowInDays", days.to_string());
-        }
-        if let Some(force) = self.force_delete_without_recovery {
-            keys.insert_bool("secretsmanager:ForceDeleteWithoutRecovery", force);
-        }
-        Check {
-            action: "secretsmanager:DeleteSecret",
-            keys,
-        }
+        on_secret("secretsmanager:DeleteSecret", &self.secret_id, |keys| {
+            if let Some(days) = self.recovery_window_in_days {
+                keys.insert("secretsmanager:RecoveryWindowInDays", days.to_string());
+            }
+            if let Some(force) = self.force_delete_without_recovery {
+                keys.insert_bool("secretsmanager:ForceDeleteWithoutRecovery", force);
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::TagResourceRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(tags) = &self.tags {
-            add_request_tags(&mut keys, tags);
-        }
-        Check {
-            action: "secretsmanager:TagResource",
-            keys,
-        }
+        on_secret("secretsmanager:TagResource", &self.secret_id, |keys| {
+            if let Some(tags) = &self.tags {
+                add_request_tags(keys, tags);
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::UntagResourceRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(tag_keys) = &self.tag_keys {
-            keys.insert_multi("aws:TagKeys", tag_keys.iter().cloned());
-        }
-        Check {
-            action: "secretsmanager:UntagResource",
-            keys,
-        }
+        on_secret("secretsmanager:UntagResource", &self.secret_id, |keys| {
+            if let Some(tag_keys) = &self.tag_keys {
+                keys.insert_multi("aws:TagKeys", tag_keys.iter().cloned());
+            }
+        })
     }
 }
 
 impl RequestCheck for sm::PutResourcePolicyRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        keys.insert_bool(
-            "secretsmanager:BlockPublicPolicy",
-            self.block_public_policy.unwrap_or(false),
-        );
-        Check {
-            action: "secretsmanager:PutResourcePolicy",
-            keys,
-        }
-    }
-}
-
-impl RequestCheck for sm::ValidateResourcePolicyRequest {
-    fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        Check {
-            action: "secretsmanager:ValidateResourcePolicy",
-            keys,
-        }
+        on_secret("secretsmanager:PutResourcePolicy", &self.secret_id, |keys| {
+            keys.insert_bool(
+                "secretsmanager:BlockPublicPolicy",
+                self.block_public_policy.unwrap_or(false),
+            );
+        })
     }
 }
 
 impl RequestCheck for sm::ReplicateSecretToRegionsRequest {
     fn check(&self) -> Check {
-        let mut keys = ContextKeys::new();
-        add_secret_id(&mut keys, &self.secret_id);
-        if let Some(regions) = &self.add_replica_regions {
-            keys.insert_multi(
-                "secretsmanager:AddReplicaRegions",
-                regions.iter().filter_map(|r| r.region.clone()),
-            );
-        }
-        if let Some(force) = self.force_overwrite_replica_secret {
-            keys.insert_bool("secretsmanager:ForceOverwriteReplicaSecret", force);
-        }
-        Check {
-            action: "secretsmanager:ReplicateSecretToRegions",
-            keys,
-        }
+        on_secret("secretsmanager:ReplicateSecretToRegions", &self.secret_id, |keys| {
+            if let Some(regions) = &self.add_replica_regions {
+                keys.insert_multi(
+                    "secretsmanager:AddReplicaRegions",
+                    regions.iter().filter_map(|r| r.region.clone()),
+                );
+            }
+            if let Some(force) = self.force_overwrite_replica_secret {
+                keys.insert_bool("secretsmanager:ForceOverwriteReplicaSecret", force);
+            }
+        })
     }
 }
 
 /// Operations whose request is a bare `SecretId`: the action comes from the
 /// operation name.
 pub(crate) fn secret_id_check(action: &'static str, r: &sm::SecretIdRequest) -> Check {
-    let mut keys = ContextKeys::new();
-    add_secret_id(&mut keys, &r.secret_id);
-    Check { action, keys }
+    on_secret(action, &r.secret_id, |_| {})
 }
 
 /// Operations on no particular secret (`ListSecrets`, `GetRandomPassword`,
