@@ -76,6 +76,13 @@ impl Chain {
     }
 }
 
+/// The store numbers events in commit order and asks the chain for each MAC.
+impl tumbler_store::AuditLinker for Chain {
+    fn link(&self, prev: &[u8], seq: u64, json: &str) -> Vec<u8> {
+        Chain::link(self, prev, seq, json).to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,9 +17,11 @@
 //! number and last MAC so they can be noted elsewhere and compared.
 
 mod chain;
+mod journal;
 mod redact;
 
 pub use chain::{Chain, ChainBreak, ChainHead, StoredEvent};
+pub use journal::{CallJournal, query_parameters, response_elements};
 pub use redact::{is_sensitive_field, redact};
 
 use serde::{Deserialize, Serialize};
@@ -87,12 +89,17 @@ pub struct UserIdentity {
     pub user_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub session_context: Option<SessionContext>,
+    /// For events the service itself caused (`AWSService`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub invoked_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext {
-    pub session_issuer: SessionIssuer,
+    /// The role, for role sessions; absent for GetSessionToken sessions.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub session_issuer: Option<SessionIssuer>,
     pub attributes: SessionAttributes,
 }
 

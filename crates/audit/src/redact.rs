@@ -24,6 +24,7 @@ const SENSITIVE: &[&str] = &[
     "accesstoken",
     "refreshtoken",
     "credentials",
+    "tokencode",
 ];
 
 /// Whether a member of this name is never recorded.

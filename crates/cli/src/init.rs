@@ -27,6 +27,7 @@ pub struct Options {
 pub struct Setup {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
+    pub store: Arc<dyn tumbler_store::Store>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set when this start created the bootstrap credentials.
     pub new_credentials: Option<(String, String)>,
@@ -49,7 +50,9 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn root_key(dir: &Path) -> Result<RootKey> {
+/// The root key from `TUMBLER_ROOT_KEY` or `DIR/root.key`, generated on
+/// first start if `create`.
+pub fn root_key(dir: &Path, create: bool) -> Result<RootKey> {
     if let Ok(v) = std::env::var("TUMBLER_ROOT_KEY") {
         let bytes = hex::decode(v.trim())
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v.trim()))
@@ -69,6 +72,13 @@ fn root_key(dir: &Path) -> Result<RootKey> {
         let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))?;
         return RootKey::from_bytes(&bytes).with_context(|| format!("{} must hold 32 bytes", path.display()));
+    }
+    if !create {
+        bail!(
+            "{} does not exist and TUMBLER_ROOT_KEY is not set: is {} a Tumbler data directory?",
+            path.display(),
+            dir.display()
+        );
     }
     let key = RootKey::generate()?;
     write_private(&path, format!("{}\n", hex::encode(key.expose())).as_bytes())?;
@@ -105,6 +115,14 @@ fn tls_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>> {
     Ok(Some(tumbler_server::tls::server_config(&cert, &key)?))
 }
 
+/// The store in `dir`, its audit trail chained under the root key.
+pub fn open_store(dir: &Path, root: &RootKey) -> Result<Arc<dyn tumbler_store::Store>> {
+    let chain = tumbler_audit::Chain::new(root.derive_mac(tumbler_crypto::MacPurpose::AuditChain));
+    let store = tumbler_store::SqliteStore::open_audited(&dir.join("tumbler.db"), Arc::new(chain))
+        .context("cannot open the store")?;
+    Ok(Arc::new(store))
+}
+
 pub fn prepare(opts: &Options) -> Result<Setup> {
     tumbler_types::AccountId::parse(&opts.account_id).map_err(anyhow::Error::msg)?;
     fs::DirBuilder::new()
@@ -112,12 +130,11 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         .mode(0o700)
         .create(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
-    let root = root_key(&opts.data_dir)?;
-    let store: Arc<dyn tumbler_store::Store> =
-        Arc::new(tumbler_store::SqliteStore::open(&opts.data_dir.join("tumbler.db")).context("cannot open the store")?);
+    let root = root_key(&opts.data_dir, true)?;
+    let store = open_store(&opts.data_dir, &root)?;
     let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
     let identity = Arc::new(Identity::new(store.clone(), &root));
-    let secrets = Arc::new(SecretsService::new(store, kms));
+    let secrets = Arc::new(SecretsService::new(store.clone(), kms));
     let tls = tls_config(opts)?;
 
     let creds_path = opts.data_dir.join("credentials");
@@ -127,6 +144,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
             return Ok(Setup {
                 identity,
                 secrets,
+                store,
                 tls,
                 new_credentials: None,
             });
@@ -158,6 +176,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
     Ok(Setup {
         identity,
         secrets,
+        store,
         tls,
         new_credentials,
     })

@@ -2,6 +2,7 @@
 //! on first start (store, root key, TLS, bootstrap administrator) and serves
 //! every API on one port.
 
+mod audit;
 mod init;
 
 /// mimalloc: the request path allocates many small short-lived buffers
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use tumbler_server::audit::AuditMode;
 
 #[derive(Parser)]
 #[command(
@@ -29,8 +31,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Secrets Manager and STS APIs.
+    /// Serve the Secrets Manager, IAM and STS APIs.
     Server(ServerArgs),
+    /// Check, search and export the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// What happens to a call whose audit event cannot be written.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AuditSetting {
+    /// Refuse the call (the default).
+    FailClosed,
+    /// Answer the call anyway and log the failure.
+    FailOpen,
+    /// Record nothing.
+    Off,
 }
 
 #[derive(Args)]
@@ -71,6 +87,10 @@ struct ServerArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The audit trail: every call is recorded, and a call whose event
+    /// can't be written fails (fail-closed) or goes ahead (fail-open).
+    #[arg(long, value_enum, default_value = "fail-closed", env = "TUMBLER_AUDIT")]
+    audit: AuditSetting,
 }
 
 fn main() -> Result<()> {
@@ -81,6 +101,7 @@ fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::Server(args) => server(args),
+        Command::Audit(cmd) => audit::run(cmd),
     }
 }
 
@@ -129,6 +150,12 @@ fn server(args: ServerArgs) -> Result<()> {
         let state = Arc::new(tumbler_server::AppState {
             identity: setup.identity,
             secrets: setup.secrets,
+            store: setup.store,
+            audit: match args.audit {
+                AuditSetting::FailClosed => AuditMode::FailClosed,
+                AuditSetting::FailOpen => AuditMode::FailOpen,
+                AuditSetting::Off => AuditMode::Off,
+            },
         });
         tumbler_server::serve(listener, setup.tls, state, shutdown_signal()).await?;
         tracing::info!("stopped");

@@ -24,6 +24,8 @@ pub struct Call<'a> {
     pub request: RequestInfo,
     pub request_id: &'a str,
     pub params: &'a Params,
+    /// Where the call's audit event goes with its change.
+    pub journal: Option<&'a dyn tumbler_store::Journal>,
 }
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -381,8 +383,9 @@ impl Identity {
         }
     }
 
-    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let r = self.store.apply(writes);
+    /// Commit a call's writes with the call's audit event.
+    fn apply(&self, call: &Call<'_>, writes: Vec<Write>) -> Result<(), StoreError> {
+        let r = tumbler_store::apply_journaled(self.store.as_ref(), call.journal, writes);
         // Even a failed batch may have raced another change: forget derived state.
         self.invalidate();
         r.map(|_| ())
@@ -538,7 +541,7 @@ impl Identity {
             created_ms: call.request.now.as_millisecond(),
             meta: meta.to_json(),
         };
-        match self.apply(vec![Write::CreatePrincipal(row.clone())]) {
+        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
                 return Err(already_exists(format!("User with name {name} already exists.")));
@@ -597,7 +600,7 @@ impl Identity {
         if !db(self.store.attached_policies(&arn))?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must detach all policies first."));
         }
-        match self.apply(vec![Write::DeletePrincipal { arn }]) {
+        match self.apply(call, vec![Write::DeletePrincipal { arn }]) {
             Ok(()) => Ok(None),
             Err(StoreError::NotFound) => Err(no_such_entity(format!("The user with name {name} cannot be found."))),
             Err(e) => Err(internal(e)),
@@ -637,10 +640,13 @@ impl Identity {
         if meta.tags.len() > MAX_TAGS {
             return Err(limit_exceeded("The number of tags has reached the maximum limit."));
         }
-        self.apply(vec![Write::UpdatePrincipal {
-            arn: row.arn,
-            meta: meta.to_json(),
-        }])
+        self.apply(
+            call,
+            vec![Write::UpdatePrincipal {
+                arn: row.arn,
+                meta: meta.to_json(),
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
@@ -661,10 +667,13 @@ impl Identity {
         self.allow_with(call, action, &arn, context)?;
         let (row, mut meta) = self.principal_of_kind(call, kind)?;
         meta.tags.retain(|t| !keys.contains(&t.key));
-        self.apply(vec![Write::UpdatePrincipal {
-            arn: row.arn,
-            meta: meta.to_json(),
-        }])
+        self.apply(
+            call,
+            vec![Write::UpdatePrincipal {
+                arn: row.arn,
+                meta: meta.to_json(),
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
@@ -703,13 +712,16 @@ impl Identity {
             .kek
             .seal(secret.expose().as_bytes(), access_key_id.as_bytes())
             .map_err(internal)?;
-        self.apply(vec![Write::CreateAccessKey(AccessKeyRow {
-            access_key_id: access_key_id.clone(),
-            principal_arn: arn,
-            status: "Active".into(),
-            sealed_secret: sealed,
-            created_ms: now,
-        })])
+        self.apply(
+            call,
+            vec![Write::CreateAccessKey(AccessKeyRow {
+                access_key_id: access_key_id.clone(),
+                principal_arn: arn,
+                status: "Active".into(),
+                sealed_secret: sealed,
+                created_ms: now,
+            })],
+        )
         .map_err(internal)?;
         let mut x = Xml::new();
         x.open("AccessKey")
@@ -766,19 +778,25 @@ impl Identity {
             ));
         }
         let key = self.users_key(call, "iam:UpdateAccessKey")?;
-        self.apply(vec![Write::SetAccessKeyStatus {
-            access_key_id: key.access_key_id,
-            status: status.into(),
-        }])
+        self.apply(
+            call,
+            vec![Write::SetAccessKeyStatus {
+                access_key_id: key.access_key_id,
+                status: status.into(),
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
 
     fn delete_access_key(&self, call: &Call<'_>) -> Result<Option<String>, AwsError> {
         let key = self.users_key(call, "iam:DeleteAccessKey")?;
-        self.apply(vec![Write::DeleteAccessKey {
-            access_key_id: key.access_key_id,
-        }])
+        self.apply(
+            call,
+            vec![Write::DeleteAccessKey {
+                access_key_id: key.access_key_id,
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
@@ -818,11 +836,14 @@ impl Identity {
                 row.name
             )));
         }
-        self.apply(vec![Write::PutInlinePolicy {
-            principal_arn: row.arn,
-            name: policy_name.into(),
-            document: document.into(),
-        }])
+        self.apply(
+            call,
+            vec![Write::PutInlinePolicy {
+                principal_arn: row.arn,
+                name: policy_name.into(),
+                document: document.into(),
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
@@ -866,10 +887,13 @@ impl Identity {
         let policy_name = required_name(call.params, "PolicyName", 128)?;
         self.allow(call, &Self::inline_action(kind, "Delete"), &arn)?;
         let (row, _) = self.principal_of_kind(call, kind)?;
-        match self.apply(vec![Write::DeleteInlinePolicy {
-            principal_arn: row.arn.clone(),
-            name: policy_name.into(),
-        }]) {
+        match self.apply(
+            call,
+            vec![Write::DeleteInlinePolicy {
+                principal_arn: row.arn.clone(),
+                name: policy_name.into(),
+            }],
+        ) {
             Ok(()) => Ok(None),
             Err(StoreError::NotFound) => Err(Self::inline_not_found(kind, policy_name)),
             Err(e) => Err(internal(e)),
@@ -923,10 +947,13 @@ impl Identity {
             document: document.into(),
             created_ms: now,
         };
-        match self.apply(vec![Write::CreateManagedPolicy {
-            row: row.clone(),
-            version,
-        }]) {
+        match self.apply(
+            call,
+            vec![Write::CreateManagedPolicy {
+                row: row.clone(),
+                version,
+            }],
+        ) {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
                 return Err(already_exists(format!(
@@ -1016,7 +1043,7 @@ impl Identity {
                 "This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.",
             ));
         }
-        self.apply(vec![Write::DeleteManagedPolicy { arn: arn.into() }])
+        self.apply(call, vec![Write::DeleteManagedPolicy { arn: arn.into() }])
             .map_err(internal)?;
         Ok(None)
     }
@@ -1041,17 +1068,20 @@ impl Identity {
         }
         row.updated_ms = now;
         row.meta = serde_json::to_string(&meta).map_err(internal)?;
-        self.apply(vec![
-            Write::PutPolicyVersion {
-                policy_arn: arn.into(),
-                version: PolicyVersionRow {
-                    version_id: version_id.clone(),
-                    document: document.into(),
-                    created_ms: now,
+        self.apply(
+            call,
+            vec![
+                Write::PutPolicyVersion {
+                    policy_arn: arn.into(),
+                    version: PolicyVersionRow {
+                        version_id: version_id.clone(),
+                        document: document.into(),
+                        created_ms: now,
+                    },
                 },
-            },
-            Write::UpdateManagedPolicy(row),
-        ])
+                Write::UpdateManagedPolicy(row),
+            ],
+        )
         .map_err(internal)?;
         let mut x = Xml::new();
         x.open("PolicyVersion")
@@ -1155,10 +1185,13 @@ impl Identity {
         if meta.default_version_id == version_id {
             return Err(delete_conflict("Cannot delete the default version of a policy."));
         }
-        match self.apply(vec![Write::DeletePolicyVersion {
-            policy_arn: arn.into(),
-            version_id: version_id.into(),
-        }]) {
+        match self.apply(
+            call,
+            vec![Write::DeletePolicyVersion {
+                policy_arn: arn.into(),
+                version_id: version_id.into(),
+            }],
+        ) {
             Ok(()) => Ok(None),
             Err(StoreError::NotFound) => Err(Self::version_not_found(arn, version_id)),
             Err(e) => Err(internal(e)),
@@ -1179,7 +1212,8 @@ impl Identity {
         meta.default_version_id = version_id.into();
         row.updated_ms = call.request.now.as_millisecond();
         row.meta = serde_json::to_string(&meta).map_err(internal)?;
-        self.apply(vec![Write::UpdateManagedPolicy(row)]).map_err(internal)?;
+        self.apply(call, vec![Write::UpdateManagedPolicy(row)])
+            .map_err(internal)?;
         Ok(None)
     }
 
@@ -1208,7 +1242,7 @@ impl Identity {
                 policy_arn: policy_arn.into(),
             }
         };
-        match self.apply(vec![write]) {
+        match self.apply(call, vec![write]) {
             Ok(()) => Ok(None),
             Err(StoreError::NotFound) => Err(no_such_entity(format!("Policy {policy_arn} was not found."))),
             Err(e) => Err(internal(e)),
@@ -1270,7 +1304,7 @@ impl Identity {
             created_ms: call.request.now.as_millisecond(),
             meta: meta.to_json(),
         };
-        match self.apply(vec![Write::CreatePrincipal(row.clone())]) {
+        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
                 return Err(already_exists(format!("Role with name {name} already exists.")));
@@ -1323,7 +1357,7 @@ impl Identity {
         if !db(self.store.attached_policies(&arn))?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must detach all policies first."));
         }
-        match self.apply(vec![Write::DeletePrincipal { arn }]) {
+        match self.apply(call, vec![Write::DeletePrincipal { arn }]) {
             Ok(()) => Ok(None),
             Err(StoreError::NotFound) => Err(no_such_entity(format!(
                 "The role with name {} cannot be found.",
@@ -1340,10 +1374,13 @@ impl Identity {
         let (row, mut meta) = self.principal_of_kind(call, "role")?;
         check_policy("PolicyDocument", trust, PolicyKind::Trust, TRUST_POLICY_SIZE)?;
         meta.assume_role_policy_document = Some(trust.into());
-        self.apply(vec![Write::UpdatePrincipal {
-            arn: row.arn,
-            meta: meta.to_json(),
-        }])
+        self.apply(
+            call,
+            vec![Write::UpdatePrincipal {
+                arn: row.arn,
+                meta: meta.to_json(),
+            }],
+        )
         .map_err(internal)?;
         Ok(None)
     }
@@ -1360,10 +1397,13 @@ impl Identity {
         if let Some(d) = description {
             meta.description = Some(d);
         }
-        self.apply(vec![Write::UpdatePrincipal {
-            arn: row.arn,
-            meta: meta.to_json(),
-        }])
+        self.apply(
+            call,
+            vec![Write::UpdatePrincipal {
+                arn: row.arn,
+                meta: meta.to_json(),
+            }],
+        )
         .map_err(internal)?;
         Ok(Some(String::new()))
     }

@@ -60,6 +60,7 @@ fn call(
         request: request(jiff::Timestamp::now()),
         request_id: "rid",
         params: &params,
+        journal: None,
     };
     let out = if service == "iam" {
         f.identity.iam_call(&c)

@@ -22,7 +22,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tumbler_kms::{KeyRef, Kms, KmsError};
-use tumbler_store::{SealedValue, SecretRow, SecretState, Store, StoreError, ValueKind, VersionMeta, Write};
+use tumbler_store::{
+    Applied, AuditRecord, Journal, SealedValue, SecretRow, SecretState, Store, StoreError, ValueKind, VersionMeta,
+    Write,
+};
 use tumbler_types::{Sensitive, SensitiveString};
 use tumbler_wire::AwsError;
 
@@ -43,6 +46,8 @@ pub struct Ctx {
     authorizer: Arc<dyn Authorizer>,
     /// The operation's action and request condition keys, set by `call`.
     check: Check,
+    /// Where the call's audit event goes with its change.
+    journal: Option<Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -71,7 +76,14 @@ impl Ctx {
             now,
             authorizer,
             check: Check::default(),
+            journal: None,
         }
+    }
+
+    /// Commit the call's changes together with its audit event.
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Ctx {
+        self.journal = Some(journal);
+        self
     }
 
     fn now_ms(&self) -> i64 {
@@ -102,6 +114,9 @@ impl Ctx {
         self.authorizer.authorize(self.check.action, resource, keys, policy)
     }
 }
+
+/// A secret's type in audit events (CloudFormation's resource type, as CloudTrail names it).
+const SECRET_RESOURCE_TYPE: &str = "AWS::SecretsManager::Secret";
 
 /// Versions beyond this many are cleaned up (unlabelled, older than a day).
 pub const MAX_VERSIONS: usize = 100;
@@ -229,7 +244,12 @@ impl SecretsService {
     pub(crate) fn find(&self, ctx: &Ctx, id: &str) -> Result<Option<Arc<SecretState>>, AwsError> {
         let found = self.lookup(ctx, id)?;
         match &found {
-            Some(state) => ctx.authorize_resource(&state.row.arn, Some(&self.facts.get(state)))?,
+            Some(state) => {
+                if let Some(j) = &ctx.journal {
+                    j.resource(&state.row.arn, &state.row.account, SECRET_RESOURCE_TYPE);
+                }
+                ctx.authorize_resource(&state.row.arn, Some(&self.facts.get(state)))?
+            }
             None if id.starts_with("arn:") => ctx.authorize_resource(id, None)?,
             None => ctx.authorize_resource(
                 &format!("arn:aws:secretsmanager:{}:{}:secret:{id}", ctx.region, ctx.account),
@@ -284,6 +304,11 @@ impl SecretsService {
         Ok(d)
     }
 
+    /// Commit a call's writes with the call's audit event.
+    pub(crate) fn commit(&self, ctx: &Ctx, writes: Vec<Write>) -> Result<Vec<Applied>, StoreError> {
+        tumbler_store::apply_journaled(self.store.as_ref(), ctx.journal.as_deref(), writes)
+    }
+
     /// Read, compute, commit with the revision read; recompute on conflict.
     pub(crate) fn mutate<R>(
         &self,
@@ -299,7 +324,7 @@ impl SecretsService {
             if writes.is_empty() {
                 return Ok(out);
             }
-            match self.store.apply(writes) {
+            match self.commit(ctx, writes) {
                 Ok(_) => {
                     if has_replicas {
                         self.sync_replicas_of(primary_id);
@@ -402,15 +427,25 @@ impl SecretsService {
         }
     }
 
-    /// Purge secrets whose recovery window has ended. Returns how many.
-    pub fn purge_due(&self, now: Timestamp) -> Result<usize, AwsError> {
+    /// Purge secrets whose recovery window has ended, each with the audit
+    /// event `event` makes for it. Returns how many.
+    pub fn purge_due(
+        &self,
+        now: Timestamp,
+        event: &dyn Fn(&SecretRow) -> Option<AuditRecord>,
+    ) -> Result<usize, AwsError> {
         let ids = self
             .store
             .secrets_due_for_purge(now.as_millisecond(), 100)
             .map_err(store_err)?;
         let n = ids.len();
         for id in ids {
-            self.store.apply(vec![Write::PurgeSecret { id }]).map_err(store_err)?;
+            let Some(state) = self.store.secret_by_id(id).map_err(store_err)? else {
+                continue;
+            };
+            self.store
+                .apply_with_event(vec![Write::PurgeSecret { id }], event(&state.row))
+                .map_err(store_err)?;
         }
         Ok(n)
     }

@@ -184,7 +184,7 @@ impl SecretsService {
                 prow.last_changed_ms = ctx.now_ms();
                 writes.push(update_row(prow, Vec::new()));
             }
-            match self.store.apply(writes) {
+            match self.commit(ctx, writes) {
                 Ok(_) => {
                     return Ok(sm::ArnOnly {
                         arn: state.row.arn.clone(),

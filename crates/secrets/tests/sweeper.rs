@@ -46,12 +46,20 @@ fn purge_after_the_window_only() {
     let deletion = deleted["DeletionDate"].as_f64().unwrap();
     assert!((deletion - (now.as_second() as f64 + 7.0 * 86400.0)).abs() < 5.0);
 
-    assert_eq!(s.purge_due(now + SignedDuration::from_hours(6 * 24)).unwrap(), 0);
+    assert_eq!(
+        s.purge_due(now + SignedDuration::from_hours(6 * 24), &|_| None)
+            .unwrap(),
+        0
+    );
     let e = s.call(&ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap_err();
     assert_eq!(e.code, "InvalidRequestException");
     assert!(s.call(&ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#).is_ok());
 
-    assert_eq!(s.purge_due(now + SignedDuration::from_hours(8 * 24)).unwrap(), 1);
+    assert_eq!(
+        s.purge_due(now + SignedDuration::from_hours(8 * 24), &|_| None)
+            .unwrap(),
+        1
+    );
     let e = s
         .call(&ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#)
         .unwrap_err();

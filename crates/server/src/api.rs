@@ -12,7 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tumbler_wire::AwsError;
 
+use crate::audit::{self, AuditMode, Trail};
 use crate::{AppState, ConnInfo};
+use tumbler_audit::CallJournal;
 
 pub type Response = http::Response<Full<Bytes>>;
 
@@ -27,14 +29,8 @@ pub const MAX_BODY: usize = 1 << 20;
 const JSON: &str = "application/x-amz-json-1.1";
 
 enum Protocol {
-    Json {
-        service: &'static str,
-        target: String,
-        op: String,
-    },
-    Query {
-        service: &'static str,
-    },
+    Json { service: &'static str, op: String },
+    Query { service: &'static str },
 }
 
 /// A UUID-shaped request id. It only has to be unique, not secret, so it
@@ -137,7 +133,6 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         };
         return Ok(Protocol::Json {
             service,
-            target: target.to_owned(),
             op: op.to_owned(),
         });
     }
@@ -152,62 +147,135 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
     }
 }
 
+/// How the call's errors are written.
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Query(&'static str),
+}
+
 pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
     let started = Instant::now();
     let rid = request_id();
     let (parts, body) = req.into_parts();
-    let protocol = route(&parts);
+    let mut trail = match state.audit {
+        AuditMode::Off => Trail::Off,
+        _ => Trail::Draft(Box::new(audit::draft(&parts, info, &rid, request_id()))),
+    };
+    let (format, result) = call(state, info, &parts, body, &rid, &mut trail).await;
+    let error = result.as_ref().err().map(|e| (e.code, e.message.as_str()));
+    let result = match trail.finish(error) {
+        Some(event) => match audit::record(&state.store, event).await {
+            Ok(()) => result,
+            Err(e) if state.audit == AuditMode::FailOpen => {
+                tracing::error!(request_id = %rid, error = %e, "audit event not written; answering anyway (fail-open)");
+                result
+            }
+            Err(e) => {
+                tracing::error!(request_id = %rid, error = %e, "audit event not written; refusing the call (fail-closed)");
+                Err(AwsError::internal(
+                    "The call could not be recorded in the audit trail, so it was refused. Try the request again.",
+                ))
+            }
+        },
+        None => result,
+    };
+    if started.elapsed().as_secs() >= 1 {
+        tracing::debug!(request_id = %rid, micros = started.elapsed().as_micros() as u64, "slow call");
+    }
+    match (format, result) {
+        (Format::Json, Ok(b)) => base(200, &rid, JSON, b),
+        (Format::Json, Err(e)) => json_error(&e, &rid),
+        (Format::Query(_), Ok(b)) => base(200, &rid, "text/xml", b),
+        (Format::Query(service), Err(e)) => query_error(service, &e, &rid),
+    }
+}
+
+/// Authenticate, route and run one call, filling in its audit event as
+/// what it is becomes known.
+async fn call(
+    state: &Arc<AppState>,
+    info: ConnInfo,
+    parts: &http::request::Parts,
+    body: Incoming,
+    rid: &str,
+    trail: &mut Trail,
+) -> (Format, Result<Vec<u8>, AwsError>) {
+    let started = Instant::now();
+    let protocol = route(parts);
+    let format = match &protocol {
+        Ok(Protocol::Query { service }) => Format::Query(service),
+        _ => Format::Json,
+    };
+    if let Some(e) = trail.event() {
+        let (service, name) = match &protocol {
+            Ok(Protocol::Json { service, op, .. }) => (*service, op.as_str()),
+            Ok(Protocol::Query { service }) => (*service, ""),
+            Err(_) => ("", ""),
+        };
+        if !service.is_empty() {
+            e.event_source = format!("{service}.amazonaws.com");
+        }
+        e.event_name = name.to_owned();
+    }
     let body = match read_body(body).await {
         Ok(b) => b,
-        Err(e) => {
-            return match protocol {
-                Ok(Protocol::Query { service }) => query_error(service, &e, &rid),
-                _ => json_error(&e, &rid),
-            };
-        }
+        Err(e) => return (format, Err(e)),
     };
     let protocol = match protocol {
         Ok(p) => p,
         Err(e) => {
             // Authenticate before telling anyone which targets exist.
-            if let Err(auth) = authenticate(&state.identity, &parts, &body, None, jiff::Timestamp::now()) {
-                return json_error(&auth, &rid);
+            if let Err(auth) = authenticate(&state.identity, parts, &body, None, jiff::Timestamp::now()) {
+                return (format, Err(auth));
             }
-            return json_error(&e, &rid);
+            return (format, Err(e));
         }
     };
     let service = match &protocol {
         Protocol::Json { service, .. } | Protocol::Query { service } => *service,
     };
-    let caller = match authenticate(&state.identity, &parts, &body, Some(service), jiff::Timestamp::now()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
-            return match protocol {
-                Protocol::Json { .. } => json_error(&e, &rid),
-                Protocol::Query { service } => query_error(service, &e, &rid),
-            };
-        }
+    let query_params = match protocol {
+        Protocol::Query { .. } => Some(tumbler_wire::query::parse_params(parts.uri.query(), &body)),
+        Protocol::Json { .. } => None,
     };
-    match protocol {
-        Protocol::Json { op, target, .. } => {
-            let r = secrets_call(state, &caller, info, op.clone(), body).await;
-            log_call(&rid, &caller, &target, &r, started);
-            match r {
-                Ok(b) => base(200, &rid, JSON, b),
-                Err(e) => json_error(&e, &rid),
+    if let Some(e) = trail.event() {
+        match &query_params {
+            Some(params) => {
+                let action = params.get("Action").map(String::as_str).unwrap_or_default();
+                e.event_name = action.to_owned();
+                e.read_only = service == "sts" || ["Get", "List", "Simulate"].iter().any(|p| action.starts_with(p));
+                e.request_parameters =
+                    tumbler_audit::query_parameters(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             }
-        }
-        Protocol::Query { service } => {
-            let params = tumbler_wire::query::parse_params(parts.uri.query(), &body);
-            let r = query_call(state, &caller, info, service, params, rid.clone()).await;
-            log_call(&rid, &caller, service, &r, started);
-            match r {
-                Ok(b) => base(200, &rid, "text/xml", b),
-                Err(e) => query_error(service, &e, &rid),
+            None => {
+                e.read_only = tumbler_secrets::is_read_only(&e.event_name);
+                e.request_parameters = audit::json_parameters(&body);
             }
         }
     }
+    let caller = match authenticate(&state.identity, parts, &body, Some(service), jiff::Timestamp::now()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
+            return (format, Err(e));
+        }
+    };
+    if let Some(e) = trail.event() {
+        e.user_identity = audit::user_identity(&caller.principal, &caller.access_key_id);
+        e.aws_region = caller.region.clone();
+        e.recipient_account_id = caller.principal.account.clone();
+    }
+    let journal = trail.journal();
+    let r = match (protocol, query_params) {
+        (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
+        (Protocol::Query { service }, Some(params)) => {
+            query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
+        }
+        (Protocol::Query { .. }, None) => Err(AwsError::internal("An internal error occurred.")),
+    };
+    log_call(rid, &caller, service, &r, started);
+    (format, r)
 }
 
 fn log_call(rid: &str, caller: &Caller, target: &str, r: &Result<Vec<u8>, AwsError>, started: Instant) {
@@ -241,6 +309,7 @@ async fn secrets_call(
     info: ConnInfo,
     op: String,
     body: Bytes,
+    journal: Option<Arc<CallJournal>>,
 ) -> Result<Vec<u8>, AwsError> {
     let now = jiff::Timestamp::now();
     let authorizer = crate::authz::CallerAuthorizer {
@@ -252,13 +321,16 @@ async fn secrets_call(
             secure_transport: info.tls,
         },
     };
-    let ctx = tumbler_secrets::Ctx::new(
+    let mut ctx = tumbler_secrets::Ctx::new(
         caller.principal.account.clone(),
         caller.region.clone(),
         caller.principal.arn.clone(),
         now,
         Arc::new(authorizer),
     );
+    if let Some(j) = journal {
+        ctx = ctx.with_journal(j);
+    }
     let internal = || AwsError::internal("An internal error occurred. Try the request again.");
     if tumbler_secrets::is_read_only(&op) {
         // Reads are short indexed lookups: run them here, but never let a
@@ -289,6 +361,7 @@ async fn query_call(
     service: &'static str,
     params: tumbler_identity::Params,
     rid: String,
+    journal: Option<Arc<CallJournal>>,
 ) -> Result<Vec<u8>, AwsError> {
     let s = state.clone();
     let principal = caller.principal.clone();
@@ -302,6 +375,7 @@ async fn query_call(
             },
             request_id: &rid,
             params: &params,
+            journal: journal.as_deref().map(|j| j as &dyn tumbler_store::Journal),
         };
         if service == "iam" {
             s.identity.iam_call(&call)

@@ -8,6 +8,7 @@
 //! paths, and the framework layer cost more per request than SigV4 itself.
 
 mod api;
+pub mod audit;
 mod authz;
 mod gate;
 pub mod tls;
@@ -30,6 +31,9 @@ pub use api::MAX_BODY;
 pub struct AppState {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
+    /// For the audit trail's own writes.
+    pub store: Arc<dyn tumbler_store::Store>,
+    pub audit: audit::AuditMode,
 }
 
 /// How a connection reached us, for handlers and policy conditions such as
@@ -38,6 +42,9 @@ pub struct AppState {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The negotiated TLS version and cipher suite, for the audit trail.
+    pub tls_version: Option<&'static str>,
+    pub tls_cipher: Option<&'static str>,
 }
 
 /// One request: `GET /health` for load balancers, everything else is an
@@ -78,19 +85,24 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
+        let plain = ConnInfo {
             peer,
-            tls: acceptor.is_some(),
+            tls: false,
+            tls_version: None,
+            tls_cipher: None,
         };
-        let conn_state = state.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let fut = dispatch(conn_state.clone(), info, req);
-            async move { Ok::<_, std::convert::Infallible>(fut.await) }
-        });
+        let service = move |state: Arc<AppState>, info: ConnInfo| {
+            hyper::service::service_fn(move |req| {
+                let fut = dispatch(state.clone(), info, req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            })
+        };
         let builder = auto::Builder::new(TokioExecutor::new());
         match &acceptor {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service(state.clone(), plain))
+                    .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -101,6 +113,7 @@ pub async fn serve(
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
+                let state = state.clone();
                 tokio::spawn(async move {
                     let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
@@ -110,7 +123,16 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let session = stream.get_ref().1;
+                    let info = ConnInfo {
+                        tls: true,
+                        tls_version: session.protocol_version().and_then(|v| v.as_str()),
+                        tls_cipher: session.negotiated_cipher_suite().and_then(|c| c.suite().as_str()),
+                        ..plain
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service(state, info))
+                        .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -135,7 +157,14 @@ async fn sweep(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         let s = state.clone();
-        let r = tokio::task::spawn_blocking(move || s.secrets.purge_due(jiff::Timestamp::now())).await;
+        let r = tokio::task::spawn_blocking(move || {
+            let event = |row: &tumbler_store::SecretRow| {
+                (s.audit != audit::AuditMode::Off)
+                    .then(|| audit::end_secret_deletion(row, uuid::Uuid::new_v4().to_string()))
+            };
+            s.secrets.purge_due(jiff::Timestamp::now(), &event)
+        })
+        .await;
         match r {
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(purged = n, "purged secrets past their recovery window")

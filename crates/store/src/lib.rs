@@ -335,6 +335,84 @@ pub struct PolicyVersionRow {
     pub created_ms: i64,
 }
 
+/// One audit event, ready to be numbered and chained by the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The event's JSON, exactly as it will be stored and chained.
+    pub json: String,
+}
+
+/// Computes an event's chain MAC from the previous event's MAC (all zeros
+/// before the first), its number and its JSON. The store calls it inside
+/// the transaction that writes the event, so numbering and chaining follow
+/// commit order; the key stays with the implementor (tumbler-audit).
+pub trait AuditLinker: Send + Sync + 'static {
+    fn link(&self, prev: &[u8], seq: u64, json: &str) -> Vec<u8>;
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAuditEvent {
+    pub seq: u64,
+    pub json: String,
+    pub mac: Vec<u8>,
+}
+
+/// Which events `audit_events` returns, in `seq` order. String filters
+/// match the event's JSON fields exactly.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only events numbered above this.
+    pub after_seq: u64,
+    /// Newest first (then `after_seq` is ignored and `before_seq` pages).
+    pub descending: bool,
+    /// Only events numbered below this (0: no bound).
+    pub before_seq: u64,
+    /// `eventTime` bounds, RFC 3339 UTC strings as events carry them.
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub event_name: Option<String>,
+    pub event_source: Option<String>,
+    /// The caller's ARN (`userIdentity.arn`) or, for role sessions, the role's ARN.
+    pub principal: Option<String>,
+    pub access_key_id: Option<String>,
+    /// An ARN in `resources`, or a name or ARN in the request's `secretId`/`name`.
+    pub resource: Option<String>,
+    pub event_id: Option<String>,
+    pub read_only: Option<bool>,
+    pub errors_only: bool,
+    pub limit: usize,
+}
+
+/// The audit side of one API call: the event that the call's change
+/// commits with, so that no change is stored without its event. A call
+/// makes at most one event; once that is committed, later writes of the
+/// same call (follow-on replica syncs) go without.
+pub trait Journal: Send + Sync {
+    /// The event for a change about to be committed, given its writes;
+    /// None once the call's event is committed (or when nothing is audited).
+    fn event_for(&self, writes: &[Write]) -> Option<AuditRecord>;
+    /// The event `event_for` last returned was committed with its change.
+    fn committed(&self);
+    /// The call resolved a resource (a secret it named by name or ARN), so
+    /// that its event lists the resource's ARN.
+    fn resource(&self, _arn: &str, _account: &str, _kind: &str) {}
+}
+
+/// Apply `writes` with the call's audit event in the same transaction.
+pub fn apply_journaled(store: &dyn Store, journal: Option<&dyn Journal>, writes: Vec<Write>) -> Result<Vec<Applied>> {
+    let event = journal.and_then(|j| j.event_for(&writes));
+    let with_event = event.is_some();
+    let out = store.apply_with_event(writes, event)?;
+    if with_event && let Some(j) = journal {
+        j.committed();
+    }
+    Ok(out)
+}
+
+/// Called once an event recorded with `Store::record` is committed (or not).
+pub type RecordDone = Box<dyn FnOnce(Result<()>) + Send>;
+
 /// The storage interface. Reads are cheap and may run on async workers;
 /// `apply` blocks until the batch is durably committed.
 pub trait Store: Send + Sync + 'static {
@@ -372,7 +450,20 @@ pub trait Store: Send + Sync + 'static {
     fn attachment_count(&self, policy_arn: &str) -> Result<i64>;
 
     /// Commit a batch atomically and durably; results are in write order.
-    fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>>;
+    fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {
+        self.apply_with_event(writes, None)
+    }
+    /// `apply`, with an audit event committed in the same transaction (and
+    /// not at all if the writes fail).
+    fn apply_with_event(&self, writes: Vec<Write>, event: Option<AuditRecord>) -> Result<Vec<Applied>>;
+    /// Record an event of a call that changed nothing (a read, a refusal, a
+    /// failure). Events are committed in small groups; `done` runs once this
+    /// one is committed (durable against a crash of the process; on disk
+    /// with the next change or within a second), or with the error that
+    /// kept it from being written.
+    fn record(&self, event: AuditRecord, done: RecordDone);
+    /// Stored events matching `query`, in `seq` order.
+    fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>>;
     /// Record reads without waiting for disk.
     fn touch(&self, touch: AccessTouch);
 }

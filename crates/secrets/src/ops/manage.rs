@@ -396,8 +396,7 @@ impl SecretsService {
                 deletion_date: secs(deletion_ms),
             };
             if force {
-                self.store
-                    .apply(vec![Write::PurgeSecret { id: state.row.id }])
+                self.commit(ctx, vec![Write::PurgeSecret { id: state.row.id }])
                     .map_err(store_err)?;
                 return Ok(resp(now));
             }
@@ -411,7 +410,7 @@ impl SecretsService {
             row.deleted_ms = Some(now);
             row.purge_at_ms = Some(purge);
             row.last_changed_ms = now;
-            match self.store.apply(vec![update_row(row, Vec::new())]) {
+            match self.commit(ctx, vec![update_row(row, Vec::new())]) {
                 Ok(_) => return Ok(resp(purge)),
                 Err(tumbler_store::StoreError::Conflict) => continue,
                 Err(e) => return Err(store_err(e)),
@@ -438,7 +437,7 @@ impl SecretsService {
             row.deleted_ms = None;
             row.purge_at_ms = None;
             row.last_changed_ms = ctx.now_ms();
-            match self.store.apply(vec![update_row(row, Vec::new())]) {
+            match self.commit(ctx, vec![update_row(row, Vec::new())]) {
                 Ok(_) => return Ok(resp),
                 Err(tumbler_store::StoreError::Conflict) => continue,
                 Err(e) => return Err(store_err(e)),

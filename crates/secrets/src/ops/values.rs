@@ -177,7 +177,7 @@ impl SecretsService {
                 purge_at_ms: None,
                 meta: meta.to_json(),
             };
-            match self.store.apply(vec![Write::CreateSecret { row, versions, stages }]) {
+            match self.commit(ctx, vec![Write::CreateSecret { row, versions, stages }]) {
                 Ok(_) => {
                     let mut resp = sm::CreateSecretResponse {
                         arn,

@@ -45,6 +45,12 @@ pub(crate) struct Changed {
     pub kms: bool,
 }
 
+impl Changed {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && !self.kms
+    }
+}
+
 impl Cache {
     pub(crate) fn generation(&self) -> u64 {
         self.inner.read().map(|i| i.generation).unwrap_or(u64::MAX)

@@ -10,6 +10,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/002_iam.sql")),
+    (3, include_str!("../../migrations/sqlite/003_audit.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

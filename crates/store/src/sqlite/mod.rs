@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{
-    AccessKeyRow, AccessTouch, Applied, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, Result,
-    SealedValue, SecretListing, SecretState, Store, StoreError, Write,
+    AccessKeyRow, AccessTouch, Applied, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery, ManagedPolicyRow,
+    PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing, SecretState, Store, StoreError,
+    StoredAuditEvent, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -47,8 +48,18 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 impl SqliteStore {
-    /// Open (creating and migrating if needed) the store at `path`.
+    /// Open (creating and migrating if needed) the store at `path`, without
+    /// an audit trail: calls that carry an audit event fail.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, None)
+    }
+
+    /// Open the store with its audit trail chained by `linker`.
+    pub fn open_audited(path: &Path, linker: Arc<dyn AuditLinker>) -> Result<Self> {
+        Self::open_with(path, Some(linker))
+    }
+
+    fn open_with(path: &Path, linker: Option<Arc<dyn AuditLinker>>) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         configure(&conn)?;
@@ -67,7 +78,7 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         let cache = Arc::new(cache::Cache::default());
-        let (writer, handle) = write::spawn(conn, cache.clone())?;
+        let (writer, handle) = write::spawn(conn, cache.clone(), linker)?;
         Ok(Self {
             cache,
             readers,
@@ -262,13 +273,25 @@ impl Store for SqliteStore {
         self.read(|c| read::attachment_count(c, policy_arn))
     }
 
-    fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {
+    fn apply_with_event(&self, writes: Vec<Write>, event: Option<AuditRecord>) -> Result<Vec<Applied>> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.writer
-            .send(write::Job::Apply { writes, reply })
+            .send(write::Job::Apply { writes, event, reply })
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         rx.recv()
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
+    }
+
+    fn record(&self, event: AuditRecord, done: RecordDone) {
+        if let Err(mpsc::SendError(write::Job::Record { done, .. })) =
+            self.writer.send(write::Job::Record { event, done })
+        {
+            done(Err(StoreError::Backend("the writer thread has stopped".into())));
+        }
+    }
+
+    fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>> {
+        self.read(|c| read::audit_events(c, query))
     }
 
     fn touch(&self, touch: AccessTouch) {

@@ -382,3 +382,90 @@ pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i6
         .query_row([policy_arn], |r| r.get(0))
         .map_err(backend)
 }
+
+/// Audit events matching a query. Filters are SQLite JSON functions over the
+/// stored event: a scan, which is fine for an operator's search; the write
+/// path stays one insert per event with no secondary index to maintain.
+pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<crate::StoredAuditEvent>> {
+    let mut sql = String::from("SELECT seq, json, mac FROM audit_events WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    // Every `?` in a clause names the clause's one argument.
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    use rusqlite::types::Value::{Integer, Text};
+    if q.descending {
+        if q.before_seq > 0 {
+            arg(&mut sql, " AND seq < ?", Integer(q.before_seq as i64));
+        }
+    } else {
+        arg(&mut sql, " AND seq > ?", Integer(q.after_seq as i64));
+    }
+    let field = |path: &str| format!("json_extract(json, '$.{path}')");
+    if let Some(t) = &q.start_time {
+        arg(&mut sql, &format!(" AND {} >= ?", field("eventTime")), Text(t.clone()));
+    }
+    if let Some(t) = &q.end_time {
+        arg(&mut sql, &format!(" AND {} <= ?", field("eventTime")), Text(t.clone()));
+    }
+    for (value, path) in [
+        (&q.event_name, "eventName"),
+        (&q.event_source, "eventSource"),
+        (&q.access_key_id, "userIdentity.accessKeyId"),
+        (&q.event_id, "eventID"),
+    ] {
+        if let Some(v) = value {
+            arg(&mut sql, &format!(" AND {} = ?", field(path)), Text(v.clone()));
+        }
+    }
+    if let Some(p) = &q.principal {
+        arg(
+            &mut sql,
+            &format!(
+                " AND ? IN ({}, {})",
+                field("userIdentity.arn"),
+                field("userIdentity.sessionContext.sessionIssuer.arn")
+            ),
+            Text(p.clone()),
+        );
+    }
+    if let Some(r) = &q.resource {
+        arg(
+            &mut sql,
+            &format!(
+                " AND (? IN ({}, {}, {}) OR EXISTS (SELECT 1 FROM json_each(audit_events.json, '$.resources') \
+                 WHERE json_extract(value, '$.ARN') = ?))",
+                field("requestParameters.secretId"),
+                field("requestParameters.name"),
+                field("requestParameters.userName"),
+            ),
+            Text(r.clone()),
+        );
+    }
+    if let Some(ro) = q.read_only {
+        arg(&mut sql, &format!(" AND {} = ?", field("readOnly")), Integer(ro as i64));
+    }
+    if q.errors_only {
+        sql.push_str(&format!(" AND {} IS NOT NULL", field("errorCode")));
+    }
+    sql.push_str(if q.descending {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
+    if q.limit > 0 {
+        sql.push_str(&format!(" LIMIT {}", q.limit));
+    }
+    let mut stmt = c.prepare(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(crate::StoredAuditEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                json: r.get(1)?,
+                mac: r.get(2)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}

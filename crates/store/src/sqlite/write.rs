@@ -6,19 +6,34 @@
 
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::backend;
 use super::cache::{Cache, Changed};
-use crate::{AccessTouch, Applied, NewVersion, PolicyVersionRow, Result, SealedValue, SecretRow, StoreError, Write};
+use crate::{
+    AccessTouch, Applied, AuditLinker, AuditRecord, NewVersion, PolicyVersionRow, RecordDone, Result, SealedValue,
+    SecretRow, StoreError, Write,
+};
 
 const MAX_BATCH: usize = 256;
+
+/// How long audit events of reads may sit committed but not yet fsynced.
+const SYNC_WITHIN: Duration = Duration::from_millis(500);
 
 type Reply = mpsc::SyncSender<Result<Vec<Applied>>>;
 
 pub(crate) enum Job {
-    Apply { writes: Vec<Write>, reply: Reply },
+    Apply {
+        writes: Vec<Write>,
+        event: Option<AuditRecord>,
+        reply: Reply,
+    },
+    Record {
+        event: AuditRecord,
+        done: RecordDone,
+    },
     Touch(AccessTouch),
 }
 
@@ -36,26 +51,54 @@ impl Drop for WriterHandle {
     }
 }
 
-pub(crate) fn spawn(conn: Connection, cache: Arc<Cache>) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
-    let (tx, rx) = mpsc::channel::<Job>();
-    let thread = std::thread::Builder::new()
-        .name("tumbler-store-writer".into())
-        .spawn(move || run(conn, rx, &cache))
-        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-    Ok((tx, WriterHandle { thread: Some(thread) }))
+/// The end of the audit chain: the last event's number and MAC.
+#[derive(Clone)]
+struct ChainHead {
+    seq: u64,
+    mac: Vec<u8>,
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&mut conn, jobs, cache);
-    }
+struct Writer {
+    conn: Connection,
+    linker: Option<Arc<dyn AuditLinker>>,
+    head: ChainHead,
+    /// The connection's current `synchronous` setting is FULL.
+    full_sync: bool,
+    /// Commits made without an fsync since the last one.
+    unsynced: bool,
+}
+
+pub(crate) fn spawn(
+    conn: Connection,
+    cache: Arc<Cache>,
+    linker: Option<Arc<dyn AuditLinker>>,
+) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+    let head = conn
+        .query_row("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok(ChainHead {
+                seq: r.get::<_, i64>(0)? as u64,
+                mac: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(backend)?
+        .unwrap_or(ChainHead {
+            seq: 0,
+            mac: vec![0; 32],
+        });
+    let (tx, rx) = mpsc::channel::<Job>();
+    let mut writer = Writer {
+        conn,
+        linker,
+        head,
+        full_sync: true,
+        unsynced: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tumbler-store-writer".into())
+        .spawn(move || writer.run(rx, &cache))
+        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+    Ok((tx, WriterHandle { thread: Some(thread) }))
 }
 
 /// What a write changes, for cache invalidation.
@@ -69,47 +112,173 @@ fn note(changed: &mut Changed, w: &Write) {
     }
 }
 
-fn commit_batch(conn: &mut Connection, jobs: Vec<Job>, cache: &Cache) {
-    let mut results: Vec<(Reply, Result<Vec<Applied>>)> = Vec::new();
-    let mut changed = Changed::default();
-    let outcome = (|| -> Result<()> {
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
-        for job in jobs {
-            match job {
-                Job::Touch(t) => {
-                    // Bookkeeping only; a failure here must not fail the batch.
-                    let _ = touch(conn, &t);
-                    changed.secrets.push(t.secret_id);
+/// A job's way of answering once the batch's fate is known.
+enum Answer {
+    Apply(Reply, Result<Vec<Applied>>),
+    Record(RecordDone, Result<()>),
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Job>, cache: &Cache) {
+        loop {
+            let first = if self.unsynced {
+                match rx.recv_timeout(SYNC_WITHIN) {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.sync();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                Job::Apply { writes, reply } => {
-                    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
-                    for w in &writes {
-                        note(&mut changed, w);
-                    }
-                    let r = writes.into_iter().map(|w| apply(conn, w)).collect::<Result<Vec<_>>>();
-                    if r.is_err() {
-                        conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
-                    }
-                    conn.execute_batch("RELEASE job").map_err(backend)?;
-                    results.push((reply, r));
+            } else {
+                match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                }
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
                 }
             }
+            self.commit_batch(jobs, cache);
         }
-        conn.execute_batch("COMMIT").map_err(backend)
-    })();
-    // Invalidate after a failed commit too: a miss only costs a read.
-    cache.invalidate(&changed);
-    match outcome {
-        Ok(()) => {
-            for (reply, r) in results {
-                let _ = reply.send(r);
+        if self.unsynced {
+            self.sync();
+        }
+    }
+
+    /// Put audit events committed without an fsync on disk: a checkpoint
+    /// syncs the WAL before copying it into the database.
+    fn sync(&mut self) {
+        match self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => self.unsynced = false,
+            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the store"),
+        }
+    }
+
+    /// Changes are fsynced before anyone hears "done"; a batch of only audit
+    /// events of reads (and access bookkeeping) is committed without an
+    /// fsync, which `sync` makes up for shortly after. Waiting for a disk
+    /// flush per read would cap reads at the disk's flush rate.
+    fn set_sync(&mut self, full: bool) -> Result<()> {
+        if self.full_sync != full {
+            let mode = if full { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode).map_err(backend)?;
+            self.full_sync = full;
+        }
+        Ok(())
+    }
+
+    /// Number and chain one event and insert it.
+    fn insert_event(&mut self, event: &AuditRecord) -> Result<()> {
+        let Some(linker) = &self.linker else {
+            return Err(StoreError::Backend("the audit trail is not configured".into()));
+        };
+        let seq = self.head.seq + 1;
+        let mac = linker.link(&self.head.mac, seq, &event.json);
+        self.conn
+            .prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![seq as i64, event.json, mac]))
+            .map_err(backend)?;
+        self.head = ChainHead { seq, mac };
+        Ok(())
+    }
+
+    fn exec(&self, sql: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    /// Run one job in its own savepoint, so that a failing job undoes only
+    /// itself (its writes and its event together).
+    fn run_job(&mut self, job: Job, changed: &mut Changed) -> Result<Option<Answer>> {
+        match job {
+            Job::Touch(t) => {
+                // Bookkeeping only; a failure here must not fail the batch.
+                let _ = touch(&self.conn, &t);
+                changed.secrets.push(t.secret_id);
+                Ok(None)
+            }
+            Job::Apply { writes, event, reply } => {
+                self.exec("SAVEPOINT job")?;
+                let head = self.head.clone();
+                for w in &writes {
+                    note(changed, w);
+                }
+                let mut r = writes
+                    .into_iter()
+                    .map(|w| apply(&self.conn, w))
+                    .collect::<Result<Vec<_>>>();
+                if r.is_ok()
+                    && let Some(e) = &event
+                    && let Err(err) = self.insert_event(e)
+                {
+                    r = Err(err);
+                }
+                if r.is_err() {
+                    self.head = head;
+                    self.exec("ROLLBACK TO job")?;
+                }
+                self.exec("RELEASE job")?;
+                Ok(Some(Answer::Apply(reply, r)))
+            }
+            Job::Record { event, done } => {
+                let r = self.insert_event(&event);
+                Ok(Some(Answer::Record(done, r)))
             }
         }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "store commit failed; batch rolled back");
-            for (reply, _) in results {
-                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+    }
+
+    fn commit_batch(&mut self, jobs: Vec<Job>, cache: &Cache) {
+        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
+        let mut changed = Changed::default();
+        let start = self.head.clone();
+        let changes = jobs.iter().any(|j| matches!(j, Job::Apply { .. }));
+        let outcome = (|| -> Result<()> {
+            self.set_sync(changes)?;
+            self.exec("BEGIN IMMEDIATE")?;
+            for job in jobs {
+                if let Some(a) = self.run_job(job, &mut changed)? {
+                    answers.push(a);
+                }
+            }
+            self.exec("COMMIT")
+        })();
+        // Invalidate after a failed commit too: a miss only costs a read.
+        if !changed.is_empty() {
+            cache.invalidate(&changed);
+        }
+        match outcome {
+            Ok(()) => {
+                // A FULL commit fsyncs the WAL, and with it every earlier commit.
+                self.unsynced = !changes && (self.unsynced || !answers.is_empty());
+                for a in answers {
+                    match a {
+                        Answer::Apply(reply, r) => {
+                            let _ = reply.send(r);
+                        }
+                        Answer::Record(done, r) => done(r),
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.head = start;
+                tracing::error!(error = %e, "store commit failed; batch rolled back");
+                for a in answers {
+                    match a {
+                        Answer::Apply(reply, _) => {
+                            let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                        }
+                        Answer::Record(done, _) => done(Err(StoreError::Backend(e.to_string()))),
+                    }
+                }
             }
         }
     }

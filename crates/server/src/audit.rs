@@ -1,0 +1,236 @@
+//! What each API call records in the audit trail, and how the event reaches
+//! the store: with the call's change (through the domain's commit), or on
+//! its own, group-committed, before the response is sent.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use serde_json::Value;
+use tumbler_audit::{AuditEvent, CallJournal, SessionAttributes, SessionContext, SessionIssuer, UserIdentity};
+use tumbler_identity::Principal;
+use tumbler_store::{AuditRecord, Store, StoreError};
+
+use crate::ConnInfo;
+
+/// Whether calls are audited, and what happens when an event can't be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditMode {
+    Off,
+    /// A call whose event can't be written fails (as Vault's audit devices do).
+    FailClosed,
+    /// A call whose event can't be written goes ahead; the failure is logged.
+    FailOpen,
+}
+
+/// The longest user agent kept in an event.
+const MAX_USER_AGENT: usize = 1024;
+
+/// `2026-11-23T12:00:00Z`, formatted once per second per thread.
+fn event_time() -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = jiff::Timestamp::now();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now.as_second() {
+            *c = (now.as_second(), now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        c.1.clone()
+    })
+}
+
+/// An event for a call as it arrives: who (as far as known), from where, when.
+pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String) -> AuditEvent {
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| truncate(ua, MAX_USER_AGENT))
+        .unwrap_or_default();
+    // Until the signature checks out, the caller is whoever the key names.
+    let access_key_id = tumbler_sigv4::parse(parts).ok().map(|a| a.access_key_id);
+    AuditEvent {
+        event_version: tumbler_audit::EVENT_VERSION.into(),
+        user_identity: UserIdentity {
+            kind: "Unknown".into(),
+            access_key_id,
+            ..Default::default()
+        },
+        event_time: event_time(),
+        event_source: String::new(),
+        event_name: String::new(),
+        aws_region: String::new(),
+        source_ip_address: info.peer.ip().to_string(),
+        user_agent,
+        request_parameters: None,
+        response_elements: None,
+        error_code: None,
+        error_message: None,
+        request_id: request_id.to_owned(),
+        event_id,
+        read_only: false,
+        resources: Vec::new(),
+        event_type: "AwsApiCall".into(),
+        management_event: true,
+        recipient_account_id: String::new(),
+        event_category: "Management".into(),
+        tls_details: info.tls_version.map(|v| tumbler_audit::TlsDetails {
+            tls_version: v.to_owned(),
+            cipher_suite: info.tls_cipher.unwrap_or_default().to_owned(),
+        }),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// The caller as CloudTrail's `userIdentity` shows it.
+pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
+    let mut u = UserIdentity {
+        kind: "IAMUser".into(),
+        principal_id: Some(p.user_id.clone()),
+        arn: Some(p.arn.clone()),
+        account_id: Some(p.account.clone()),
+        access_key_id: Some(access_key_id.to_owned()),
+        user_name: Some(p.name.clone()),
+        session_context: None,
+        invoked_by: None,
+    };
+    if let Some(s) = &p.session {
+        let issued = jiff::Timestamp::from_second(s.issued_s)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        let issuer = s.role_arn.as_ref().map(|role_arn| {
+            u.kind = "AssumedRole".into();
+            u.user_name = None;
+            SessionIssuer {
+                kind: "Role".into(),
+                principal_id: p.user_id.split(':').next().unwrap_or_default().to_owned(),
+                arn: role_arn.clone(),
+                account_id: p.account.clone(),
+                user_name: role_arn.rsplit('/').next().unwrap_or_default().to_owned(),
+            }
+        });
+        u.session_context = Some(SessionContext {
+            session_issuer: issuer,
+            attributes: SessionAttributes {
+                creation_date: issued,
+                mfa_authenticated: "false".into(),
+            },
+        });
+    }
+    u
+}
+
+/// A JSON request body as CloudTrail shows it (None if it isn't JSON).
+pub fn json_parameters(body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Some(tumbler_audit::parameters(&v)),
+        _ => None,
+    }
+}
+
+/// Write the event of a call that changed nothing; Ok once it is committed.
+pub async fn record(store: &Arc<dyn Store>, record: AuditRecord) -> Result<(), StoreError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.record(
+        record,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.await
+        .unwrap_or_else(|_| Err(StoreError::Backend("the audit event was dropped".into())))
+}
+
+/// The event of a call, through whichever path it took.
+pub enum Trail {
+    /// Not audited.
+    Off,
+    /// Not yet handed to an operation.
+    Draft(Box<AuditEvent>),
+    /// Handed to an operation, which may have committed it with a change.
+    Journal(Arc<CallJournal>),
+}
+
+impl Trail {
+    pub fn event(&mut self) -> Option<&mut AuditEvent> {
+        match self {
+            Trail::Draft(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Hand the event to an operation.
+    pub fn journal(&mut self) -> Option<Arc<CallJournal>> {
+        match std::mem::replace(self, Trail::Off) {
+            Trail::Draft(e) => {
+                let j = Arc::new(CallJournal::new(*e));
+                *self = Trail::Journal(j.clone());
+                Some(j)
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// The event still to be recorded, with the call's error if it failed.
+    pub fn finish(self, error: Option<(&str, &str)>) -> Option<AuditRecord> {
+        match self {
+            Trail::Off => None,
+            Trail::Draft(mut e) => {
+                if let Some((code, message)) = error {
+                    e.error_code = Some(code.to_owned());
+                    e.error_message = Some(message.to_owned());
+                }
+                Some(AuditRecord { json: e.to_json() })
+            }
+            Trail::Journal(j) => j.finish(error),
+        }
+    }
+}
+
+/// The event of a secret purged at the end of its recovery window, which
+/// the service does on its own (CloudTrail's `EndSecretDeletion`).
+pub fn end_secret_deletion(row: &tumbler_store::SecretRow, event_id: String) -> AuditRecord {
+    let e = AuditEvent {
+        event_version: tumbler_audit::EVENT_VERSION.into(),
+        user_identity: UserIdentity {
+            kind: "AWSService".into(),
+            invoked_by: Some("secretsmanager.amazonaws.com".into()),
+            ..Default::default()
+        },
+        event_time: event_time(),
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: "EndSecretDeletion".into(),
+        aws_region: row.region.clone(),
+        source_ip_address: "secretsmanager.amazonaws.com".into(),
+        user_agent: "secretsmanager.amazonaws.com".into(),
+        request_parameters: None,
+        response_elements: None,
+        error_code: None,
+        error_message: None,
+        request_id: event_id.clone(),
+        event_id,
+        read_only: false,
+        resources: vec![tumbler_audit::Resource {
+            arn: row.arn.clone(),
+            account_id: row.account.clone(),
+            kind: Some("AWS::SecretsManager::Secret".into()),
+        }],
+        event_type: "AwsServiceEvent".into(),
+        management_event: true,
+        recipient_account_id: row.account.clone(),
+        event_category: "Management".into(),
+        tls_details: None,
+    };
+    AuditRecord { json: e.to_json() }
+}

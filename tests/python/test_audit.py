@@ -1,0 +1,335 @@
+"""The audit trail: one CloudTrail-shaped event per call, no secret in the
+store, a chain that `tumbler audit verify` checks, search, and fail-closed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import uuid
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ACCOUNT, make_client, start_server, tumbler_bin
+
+
+def tumbler(srv, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
+    env["RUST_BACKTRACE"] = "0"
+    return subprocess.run(
+        [str(tumbler_bin()), "audit", *args, "--data-dir", str(srv.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def events(srv, *filters: str) -> list[dict]:
+    r = tumbler(srv, "search", *filters)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def request_id(call) -> tuple[str, str | None]:
+    """Run a boto3 call; its request id and error code (None on success)."""
+    try:
+        resp = call()
+        return resp["ResponseMetadata"]["RequestId"], None
+    except ClientError as e:
+        return e.response["ResponseMetadata"]["RequestId"], e.response["Error"]["Code"]
+
+
+def db(srv) -> sqlite3.Connection:
+    return sqlite3.connect(srv.data_dir / "tumbler.db", timeout=10)
+
+
+@pytest.fixture
+def audited(tmp_path):
+    srv = start_server(tmp_path)
+    yield srv
+    srv.kill()
+
+
+def test_every_call_writes_exactly_one_event(audited):
+    sm = make_client(audited)
+    iam = make_client(audited, service="iam")
+    sts = make_client(audited, service="sts")
+    name = "audit-" + uuid.uuid4().hex[:8]
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
+    calls = [
+        ("CreateSecret", lambda: sm.create_secret(Name=name, SecretString="v1")),
+        ("GetSecretValue", lambda: sm.get_secret_value(SecretId=name)),
+        ("PutSecretValue", lambda: sm.put_secret_value(SecretId=name, SecretString="v2")),
+        ("DescribeSecret", lambda: sm.describe_secret(SecretId=name)),
+        ("ListSecrets", lambda: sm.list_secrets()),
+        ("ListSecretVersionIds", lambda: sm.list_secret_version_ids(SecretId=name)),
+        ("UpdateSecret", lambda: sm.update_secret(SecretId=name, Description="d")),
+        ("TagResource", lambda: sm.tag_resource(SecretId=name, Tags=[{"Key": "k", "Value": "v"}])),
+        ("UntagResource", lambda: sm.untag_resource(SecretId=name, TagKeys=["k"])),
+        ("PutResourcePolicy", lambda: sm.put_resource_policy(SecretId=name, ResourcePolicy=policy)),
+        ("GetResourcePolicy", lambda: sm.get_resource_policy(SecretId=name)),
+        ("ValidateResourcePolicy", lambda: sm.validate_resource_policy(ResourcePolicy=policy)),
+        ("DeleteResourcePolicy", lambda: sm.delete_resource_policy(SecretId=name)),
+        ("GetRandomPassword", lambda: sm.get_random_password()),
+        ("BatchGetSecretValue", lambda: sm.batch_get_secret_value(SecretIdList=[name])),
+        ("DeleteSecret", lambda: sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)),
+        ("RestoreSecret", lambda: sm.restore_secret(SecretId=name)),
+        # Failures and refusals are calls too.
+        ("GetSecretValue", lambda: sm.get_secret_value(SecretId="no-such-" + name)),
+        ("CreateSecret", lambda: sm.create_secret(Name=name, SecretString="dup")),
+        ("CreateUser", lambda: iam.create_user(UserName="u-" + name)),
+        ("GetUser", lambda: iam.get_user(UserName="u-" + name)),
+        ("GetCallerIdentity", lambda: sts.get_caller_identity()),
+    ]
+    expected = {}
+    for op, call in calls:
+        rid, code = request_id(call)
+        expected[rid] = (op, code)
+    assert expected[next(iter(expected))][1] is None
+
+    # A call with a forged signature is refused, and recorded.
+    bad = make_client(audited, secret_key="not-the-right-secret-key-0123456789")
+    rid, code = request_id(lambda: bad.get_secret_value(SecretId=name))
+    assert code == "InvalidSignatureException"
+    expected[rid] = ("GetSecretValue", code)
+
+    got = events(audited)
+    by_rid: dict[str, list[dict]] = {}
+    for e in got:
+        by_rid.setdefault(e["requestID"], []).append(e)
+    assert set(by_rid) == set(expected), "events and calls differ"
+    for rid, (op, code) in expected.items():
+        [e] = by_rid[rid]
+        assert e["eventName"] == op
+        assert e.get("errorCode") == code, (op, e)
+        assert e["eventVersion"] and e["eventID"] and e["eventTime"].endswith("Z")
+        assert e["sourceIPAddress"] == "127.0.0.1"
+        assert "Boto3" in e["userAgent"] or "botocore" in e["userAgent"]
+    assert len({e["eventID"] for e in got}) == len(got)
+
+    create = by_rid[next(r for r, (op, c) in expected.items() if op == "CreateSecret" and c is None)][0]
+    assert create["eventSource"] == "secretsmanager.amazonaws.com"
+    assert create["userIdentity"]["type"] == "IAMUser"
+    assert create["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/admin"
+    assert create["userIdentity"]["accessKeyId"] == "AKIATUMBLERPYTEST001"
+    assert create["requestParameters"]["name"] == name
+    assert create["requestParameters"]["secretString"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
+    assert create["responseElements"]["arn"].startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}-")
+    assert create["readOnly"] is False
+    get = by_rid[next(iter(r for r, (op, c) in expected.items() if op == "GetSecretValue" and c is None))][0]
+    assert get["readOnly"] is True and get["responseElements"] is None
+    forged = by_rid[rid][0]
+    assert forged["userIdentity"]["type"] == "Unknown"
+    assert forged["userIdentity"]["accessKeyId"] == "AKIATUMBLERPYTEST001"
+
+    r = tumbler(audited, "verify")
+    assert r.returncode == 0, r.stderr
+    assert f"intact: {len(got)} events" in r.stdout
+
+
+def test_role_sessions_are_recorded_as_assumed_roles(audited):
+    iam = make_client(audited, service="iam")
+    sts = make_client(audited, service="sts")
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+    role = iam.create_role(RoleName="auditor", AssumeRolePolicyDocument=trust)["Role"]
+    iam.put_role_policy(
+        RoleName="auditor",
+        PolicyName="p",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1")["Credentials"]
+    sm = boto3.session.Session().client(
+        "secretsmanager",
+        region_name="us-east-1",
+        endpoint_url=audited.url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    rid, code = request_id(lambda: sm.list_secrets())
+    assert code is None
+    [e] = [e for e in events(audited, "--event-name", "ListSecrets") if e["requestID"] == rid]
+    u = e["userIdentity"]
+    assert u["type"] == "AssumedRole"
+    assert u["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/auditor/s1"
+    assert u["accessKeyId"] == creds["AccessKeyId"]
+    assert u["sessionContext"]["sessionIssuer"]["arn"] == role["Arn"]
+    assert u["sessionContext"]["sessionIssuer"]["userName"] == "auditor"
+    # The AssumeRole call itself never records the credentials it handed out.
+    assume = events(audited, "--event-name", "AssumeRole")
+    assert len(assume) == 1 and creds["SecretAccessKey"] not in json.dumps(assume)
+    # Search by the role finds the session's calls.
+    assert rid in {e["requestID"] for e in events(audited, "--principal", role["Arn"])}
+
+
+def test_no_secret_values_in_the_audit_store(audited):
+    sm = make_client(audited)
+    iam = make_client(audited, service="iam")
+    marker = "S3cr3t-" + uuid.uuid4().hex
+    binary = os.urandom(24) + b"BINARYMARKER" + uuid.uuid4().bytes
+    sm.create_secret(Name="hush", SecretString=marker)
+    sm.put_secret_value(SecretId="hush", SecretString=marker + "-v2")
+    sm.create_secret(Name="hush-bin", SecretBinary=binary)
+    sm.get_secret_value(SecretId="hush")
+    sm.batch_get_secret_value(SecretIdList=["hush", "hush-bin"])
+    password = sm.get_random_password(PasswordLength=40)["RandomPassword"]
+    iam.create_user(UserName="keyholder")
+    key = iam.create_access_key(UserName="keyholder")["AccessKey"]
+    # Values sent where they do not belong are still not recorded.
+    with pytest.raises(ClientError):
+        sm.put_secret_value(SecretId="no-such-secret", SecretString=marker + "-lost")
+    # Let the writer checkpoint and sync.
+    assert len(events(audited)) >= 9
+    needles = [
+        marker.encode(),
+        binary,
+        base64.b64encode(binary),
+        password.encode(),
+        key["SecretAccessKey"].encode(),
+    ]
+    for path in audited.data_dir.glob("tumbler.db*"):
+        blob = path.read_bytes()
+        for n in needles:
+            assert n not in blob, f"a secret value is in {path.name}"
+    trail = tumbler(audited, "export")
+    assert trail.returncode == 0
+    for n in [marker, password, key["SecretAccessKey"], base64.b64encode(binary).decode()]:
+        assert n not in trail.stdout
+
+
+def test_verify_detects_edited_removed_and_truncated_events(audited):
+    sm = make_client(audited)
+    for i in range(5):
+        sm.create_secret(Name=f"chain-{i}", SecretString="x")
+    ok = tumbler(audited, "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 5 events" in ok.stdout
+    last_mac = ok.stdout.split("last MAC ")[1].strip()
+    assert tumbler(audited, "verify", "--expect-events", "5", "--expect-mac", last_mac).returncode == 0
+
+    audited.kill()
+    with db(audited) as c:
+        (original,) = c.execute("SELECT json FROM audit_events WHERE seq = 3").fetchone()
+        c.execute("UPDATE audit_events SET json = ? WHERE seq = 3", (original.replace("chain-2", "chain-X"),))
+    edited = tumbler(audited, "verify")
+    assert edited.returncode != 0
+    assert "event 3" in edited.stderr
+
+    with db(audited) as c:
+        c.execute("UPDATE audit_events SET json = ? WHERE seq = 3", (original,))
+    assert tumbler(audited, "verify").returncode == 0
+
+    with db(audited) as c:
+        c.execute("DELETE FROM audit_events WHERE seq = 2")
+    removed = tumbler(audited, "verify")
+    assert removed.returncode != 0
+    assert "event 2 is missing" in removed.stderr
+
+    # Renumbering after a removal does not help: the MACs no longer link.
+    with db(audited) as c:
+        c.execute("UPDATE audit_events SET seq = seq - 1 WHERE seq > 2")
+    assert tumbler(audited, "verify").returncode != 0
+
+    # Cutting off the end shows against a noted head.
+    with db(audited) as c:
+        c.execute("DELETE FROM audit_events")
+    assert tumbler(audited, "verify").returncode == 0
+    cut = tumbler(audited, "verify", "--expect-events", "5", "--expect-mac", last_mac)
+    assert cut.returncode != 0
+    assert "removed from its end" in cut.stderr
+
+
+def test_search_filters(audited):
+    sm = make_client(audited)
+    sm.create_secret(Name="findme", SecretString="x")
+    arn = sm.describe_secret(SecretId="findme")["ARN"]
+    sm.get_secret_value(SecretId=arn)
+    with pytest.raises(ClientError):
+        sm.get_secret_value(SecretId="missing")
+    names = lambda evs: [e["eventName"] for e in evs]  # noqa: E731
+    assert names(events(audited, "--event-name", "GetSecretValue")) == ["GetSecretValue"] * 2
+    errors = events(audited, "--errors-only")
+    assert names(errors) == ["GetSecretValue"] and errors[0]["errorCode"] == "ResourceNotFoundException"
+    assert names(events(audited, "--resource", "findme")) == ["CreateSecret", "DescribeSecret"]
+    assert names(events(audited, "--resource", arn)) == ["CreateSecret", "DescribeSecret", "GetSecretValue"]
+    assert names(events(audited, "--limit", "1")) == ["CreateSecret"]
+    assert events(audited, "--start-time", "2999-01-01T00:00:00Z") == []
+    assert len(events(audited, "--principal", f"arn:aws:iam::{ACCOUNT}:user/admin")) == 4
+    lines = tumbler(audited, "export").stdout.splitlines()
+    first = json.loads(lines[0])
+    assert first["seq"] == 1 and len(first["mac"]) == 64 and first["event"]["eventName"] == "CreateSecret"
+
+
+BLOCK = "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'blocked'); END"
+
+
+def test_calls_fail_closed_when_events_cannot_be_written(audited):
+    sm = make_client(audited)
+    sm.create_secret(Name="guarded", SecretString="before")
+    with db(audited) as c:
+        c.execute(BLOCK)
+    try:
+        with pytest.raises(ClientError) as read:
+            sm.get_secret_value(SecretId="guarded")
+        assert read.value.response["Error"]["Code"] == "InternalServiceError"
+        assert "audit trail" in read.value.response["Error"]["Message"]
+        with pytest.raises(ClientError) as write:
+            sm.put_secret_value(SecretId="guarded", SecretString="after")
+        assert write.value.response["Error"]["Code"] == "InternalServiceError"
+    finally:
+        with db(audited) as c:
+            c.execute("DROP TRIGGER block_audit")
+    # No change without its event: the refused write left nothing behind.
+    assert sm.get_secret_value(SecretId="guarded")["SecretString"] == "before"
+    assert len(sm.list_secret_version_ids(SecretId="guarded")["Versions"]) == 1
+    assert tumbler(audited, "verify").returncode == 0
+    audited.assert_alive()
+
+
+def test_fail_open_answers_without_an_event(tmp_path):
+    srv = start_server(tmp_path, env={"TUMBLER_AUDIT": "fail-open"})
+    try:
+        sm = make_client(srv)
+        sm.create_secret(Name="open", SecretString="v")
+        with db(srv) as c:
+            c.execute(BLOCK)
+        assert sm.get_secret_value(SecretId="open")["SecretString"] == "v"
+        assert "audit event not written" in srv.read_stderr()
+    finally:
+        srv.kill()
+
+
+def test_audit_off_records_nothing(tmp_path):
+    srv = start_server(tmp_path, env={"TUMBLER_AUDIT": "off"})
+    try:
+        make_client(srv).create_secret(Name="quiet", SecretString="v")
+        assert events(srv) == []
+    finally:
+        srv.kill()
