@@ -333,3 +333,74 @@ def test_audit_off_records_nothing(tmp_path):
         assert events(srv) == []
     finally:
         srv.kill()
+
+
+def test_cloudtrail_lookup_events(audited):
+    sm = make_client(audited)
+    sm.create_secret(Name="looked-up", SecretString="x")
+    arn = sm.describe_secret(SecretId="looked-up")["ARN"]
+    for _ in range(3):
+        sm.get_secret_value(SecretId="looked-up")
+    make_client(audited, region="us-west-2").list_secrets()
+    ct = make_client(audited, service="cloudtrail")
+
+    got = ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "GetSecretValue"}])
+    found = got["Events"]
+    assert [e["EventName"] for e in found] == ["GetSecretValue"] * 3
+    assert "NextToken" not in got
+    first = found[0]
+    assert first["Username"] == "admin"
+    assert first["AccessKeyId"] == "AKIATUMBLERPYTEST001"
+    assert first["ReadOnly"] == "true"
+    assert first["EventSource"] == "secretsmanager.amazonaws.com"
+    assert first["Resources"] == [{"ResourceType": "AWS::SecretsManager::Secret", "ResourceName": arn}]
+    detail = json.loads(first["CloudTrailEvent"])
+    assert detail["eventID"] == first["EventId"] and detail["requestParameters"] == {"secretId": "looked-up"}
+    # Newest first.
+    times = [e["EventTime"] for e in found]
+    assert times == sorted(times, reverse=True)
+
+    # Paging.
+    sm_only = [{"AttributeKey": "EventSource", "AttributeValue": "secretsmanager.amazonaws.com"}]
+    seen = []
+    token = None
+    while True:
+        kw = {"MaxResults": 2, "LookupAttributes": sm_only, **({"NextToken": token} if token else {})}
+        page = ct.lookup_events(**kw)
+        assert len(page["Events"]) <= 2
+        seen += [e["EventId"] for e in page["Events"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    names = [e["EventName"] for e in ct.lookup_events(LookupAttributes=sm_only)["Events"]]
+    assert len(seen) == len(set(seen)) == len(names) == 5
+    # This region's events only: the us-west-2 ListSecrets is not here.
+    assert "ListSecrets" not in names
+
+    by_resource = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])
+    assert {e["EventName"] for e in by_resource["Events"]} == {"CreateSecret", "DescribeSecret", "GetSecretValue"}
+
+    with pytest.raises(ClientError) as e:
+        ct.lookup_events(LookupAttributes=[{"AttributeKey": "Color", "AttributeValue": "blue"}])
+    assert e.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with pytest.raises(ClientError) as e:
+        ct.lookup_events(StartTime=now, EndTime=now - dt.timedelta(hours=1))
+    assert e.value.response["Error"]["Code"] == "InvalidTimeRangeException"
+    with pytest.raises(ClientError) as e:
+        ct.lookup_events(NextToken="garbage")
+    assert e.value.response["Error"]["Code"] == "InvalidNextTokenException"
+    assert ct.lookup_events(StartTime=now + dt.timedelta(hours=1))["Events"] == []
+
+    # Looking up is itself a recorded, authorized call.
+    iam = make_client(audited, service="iam")
+    iam.create_user(UserName="nosy")
+    key = iam.create_access_key(UserName="nosy")["AccessKey"]
+    nosy = make_client(audited, service="cloudtrail", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    with pytest.raises(ClientError) as e:
+        nosy.lookup_events()
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "cloudtrail:LookupEvents" in e.value.response["Error"]["Message"]
+    assert len(events(audited, "--event-name", "LookupEvents")) >= 8

@@ -18,10 +18,12 @@
 
 mod chain;
 mod journal;
+mod lookup;
 mod redact;
 
 pub use chain::{Chain, ChainBreak, ChainHead, StoredEvent};
 pub use journal::{CallJournal, query_parameters, response_elements};
+pub use lookup::lookup_events;
 pub use redact::{is_sensitive_field, redact};
 
 use serde::{Deserialize, Serialize};
@@ -154,14 +156,32 @@ impl AuditEvent {
 /// lowerCamelCase (`SecretId` → `secretId`), secret values and credentials
 /// removed.
 pub fn parameters(body: &Value) -> Value {
-    redact(&camel_case_keys(body))
+    into_parameters(body.clone())
 }
 
-fn camel_case_keys(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (lower_first(k), camel_case_keys(v))).collect()),
-        Value::Array(items) => Value::Array(items.iter().map(camel_case_keys).collect()),
-        other => other.clone(),
+/// [`parameters`], consuming the body: one pass that renames members and
+/// removes sensitive values, moving everything else.
+pub fn into_parameters(body: Value) -> Value {
+    match body {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if is_sensitive_field(&k) {
+                        Value::String(redact::REDACTED.to_owned())
+                    } else {
+                        into_parameters(v)
+                    };
+                    let k = if k.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        lower_first(&k)
+                    } else {
+                        k
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(into_parameters).collect()),
+        other => other,
     }
 }
 

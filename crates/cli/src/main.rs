@@ -4,6 +4,7 @@
 
 mod audit;
 mod init;
+mod policy;
 
 /// mimalloc: the request path allocates many small short-lived buffers
 /// (headers, JSON), where it measurably beats glibc's allocator.
@@ -36,6 +37,9 @@ enum Command {
     /// Check, search and export the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Simulate authorization: would a principal be allowed, and why?
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// What happens to a call whose audit event cannot be written.
@@ -102,6 +106,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Server(args) => server(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
 
@@ -150,7 +155,7 @@ fn server(args: ServerArgs) -> Result<()> {
         let state = Arc::new(tumbler_server::AppState {
             identity: setup.identity,
             secrets: setup.secrets,
-            store: setup.store,
+            audit_sink: tumbler_server::audit::AuditSink::new(setup.store),
             audit: match args.audit {
                 AuditSetting::FailClosed => AuditMode::FailClosed,
                 AuditSetting::FailOpen => AuditMode::FailOpen,

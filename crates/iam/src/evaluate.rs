@@ -87,7 +87,7 @@ impl<'a> PolicySet<'a> {
     }
 
     /// Every policy with its type, in the order explicit denies are reported.
-    fn all(&self) -> impl Iterator<Item = (PolicyType, &'a NamedPolicy)> + use<'a> {
+    pub fn all(&self) -> impl Iterator<Item = (PolicyType, &'a NamedPolicy)> + use<'a> {
         let identity = self.identity.iter().map(|p| (PolicyType::Identity, p));
         let resource = self.resource.map(|p| (PolicyType::Resource, p));
         let boundary = self.permissions_boundary.map(|p| (PolicyType::PermissionsBoundary, p));

@@ -508,6 +508,7 @@ impl Identity {
             "DeleteRole" => self.delete_role(call)?,
             "UpdateAssumeRolePolicy" => self.update_assume_role_policy(call)?,
             "UpdateRole" => self.update_role(call)?,
+            "SimulatePrincipalPolicy" => self.simulate_principal_policy(call)?,
             "" => return Err(AwsError::unknown_operation("The request names no Action.")),
             other => {
                 return Err(AwsError::unknown_operation(format!(
@@ -1264,6 +1265,60 @@ impl Identity {
                 .close("member");
         }
         x.close("AttachedPolicies").field("IsTruncated", "false");
+        Ok(Some(x.into_string()))
+    }
+
+    // ---- simulation ----
+
+    fn simulate_principal_policy(&self, call: &Call<'_>) -> Result<Option<String>, AwsError> {
+        let source = required(call.params, "PolicySourceArn")?;
+        self.allow(call, "iam:SimulatePrincipalPolicy", source)?;
+        let actions = indexed(call.params, "ActionNames", None);
+        if actions.is_empty() {
+            return Err(validation("actionNames", "null", "Member must not be null"));
+        }
+        let mut context = Vec::new();
+        for i in 1.. {
+            let Some(key) = call.params.get(&format!("ContextEntries.member.{i}.ContextKeyName")) else {
+                break;
+            };
+            context.push(crate::ContextEntry {
+                key: key.clone(),
+                values: indexed(
+                    call.params,
+                    &format!("ContextEntries.member.{i}.ContextKeyValues"),
+                    None,
+                ),
+            });
+        }
+        let results = self.simulate_principal(&crate::SimulationRequest {
+            principal_arn: source.to_owned(),
+            actions,
+            resources: indexed(call.params, "ResourceArns", None),
+            context,
+            resource_policy: call.params.get("ResourcePolicy").cloned(),
+        })?;
+        let mut x = Xml::new();
+        x.open("EvaluationResults");
+        for r in &results {
+            x.open("member")
+                .field("EvalActionName", &r.action)
+                .field("EvalResourceName", &r.resource)
+                .field("EvalDecision", r.decision)
+                .open("MatchedStatements");
+            for m in &r.matched {
+                x.open("member")
+                    .field("SourcePolicyId", &m.source_policy_id)
+                    .field("SourcePolicyType", m.source_policy_type)
+                    .close("member");
+            }
+            x.close("MatchedStatements").open("MissingContextValues");
+            for k in &r.missing_context_values {
+                x.field("member", k);
+            }
+            x.close("MissingContextValues").close("member");
+        }
+        x.close("EvaluationResults").field("IsTruncated", "false");
         Ok(Some(x.into_string()))
     }
 

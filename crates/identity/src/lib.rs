@@ -43,10 +43,12 @@
 
 mod api;
 mod authz;
+mod simulate;
 pub mod token;
 
 pub use api::{Call, Params};
 pub use authz::{Authorization, RequestInfo, ResourcePolicy};
+pub use simulate::{ContextEntry, MatchedStatement, SimulationRequest, SimulationResult};
 pub use tumbler_iam::{ContextKeys, Decision, NamedPolicy};
 
 use std::collections::HashMap;

@@ -28,6 +28,9 @@ pub const MAX_BODY: usize = 1 << 20;
 
 const JSON: &str = "application/x-amz-json-1.1";
 
+/// CloudTrail's awsJson target prefix (its API version is in the name).
+const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
 enum Protocol {
     Json { service: &'static str, op: String },
     Query { service: &'static str },
@@ -122,6 +125,12 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         let target = target
             .to_str()
             .map_err(|_| AwsError::unknown_operation("The X-Amz-Target header is not valid text."))?;
+        if let Some(op) = target.strip_prefix(CLOUDTRAIL_TARGET) {
+            return Ok(Protocol::Json {
+                service: "cloudtrail",
+                op: op.to_owned(),
+            });
+        }
         let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
         let service = match prefix {
             "secretsmanager" => "secretsmanager",
@@ -165,7 +174,7 @@ pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming
     let (format, result) = call(state, info, &parts, body, &rid, &mut trail).await;
     let error = result.as_ref().err().map(|e| (e.code, e.message.as_str()));
     let result = match trail.finish(error) {
-        Some(event) => match audit::record(&state.store, event).await {
+        Some(event) => match state.audit_sink.record(event).await {
             Ok(()) => result,
             Err(e) if state.audit == AuditMode::FailOpen => {
                 tracing::error!(request_id = %rid, error = %e, "audit event not written; answering anyway (fail-open)");
@@ -248,6 +257,7 @@ async fn call(
                 e.request_parameters =
                     tumbler_audit::query_parameters(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             }
+            None if service == "cloudtrail" => e.read_only = true,
             None => {
                 e.read_only = tumbler_secrets::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
@@ -258,6 +268,10 @@ async fn call(
         Ok(c) => c,
         Err(e) => {
             tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
+            if let Some(event) = trail.event() {
+                // The caller is unproven: record the key it claimed.
+                event.user_identity.access_key_id = tumbler_sigv4::parse(parts).ok().map(|a| a.access_key_id);
+            }
             return (format, Err(e));
         }
     };
@@ -268,6 +282,13 @@ async fn call(
     }
     let journal = trail.journal();
     let r = match (protocol, query_params) {
+        (
+            Protocol::Json {
+                service: "cloudtrail",
+                op,
+            },
+            _,
+        ) => cloudtrail_call(state, &caller, info, &op, body).await,
         (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
         (Protocol::Query { service }, Some(params)) => {
             query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
@@ -351,6 +372,48 @@ async fn secrets_call(
                 Err(internal())
             })
     }
+}
+
+/// CloudTrail's LookupEvents over the audit trail.
+async fn cloudtrail_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    op: &str,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    if op != "LookupEvents" {
+        return Err(AwsError::unknown_operation(format!(
+            "CloudTrail's {op} is not served here; LookupEvents is."
+        )));
+    }
+    let internal = || AwsError::internal("An internal error occurred. Try the request again.");
+    let auth = state
+        .identity
+        .authorize(
+            &caller.principal,
+            "cloudtrail:LookupEvents",
+            "*",
+            &tumbler_identity::RequestInfo {
+                now: jiff::Timestamp::now(),
+                source_ip: Some(info.peer.ip()),
+                secure_transport: info.tls,
+            },
+            tumbler_identity::ContextKeys::new(),
+            None,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "authorization could not read the store");
+            internal()
+        })?;
+    if !auth.is_allowed() {
+        return Err(AwsError::access_denied(auth.message));
+    }
+    let store = state.audit_sink.store().clone();
+    let (account, region) = (caller.principal.account.clone(), caller.region.clone());
+    tokio::task::spawn_blocking(move || tumbler_audit::lookup_events(store.as_ref(), &account, &region, &body))
+        .await
+        .unwrap_or_else(|_| Err(internal()))
 }
 
 /// IAM and STS calls; they may write to the store, so they run on the blocking pool.

@@ -48,20 +48,17 @@ pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String) 
         .and_then(|v| v.to_str().ok())
         .map(|ua| truncate(ua, MAX_USER_AGENT))
         .unwrap_or_default();
-    // Until the signature checks out, the caller is whoever the key names.
-    let access_key_id = tumbler_sigv4::parse(parts).ok().map(|a| a.access_key_id);
     AuditEvent {
         event_version: tumbler_audit::EVENT_VERSION.into(),
         user_identity: UserIdentity {
             kind: "Unknown".into(),
-            access_key_id,
             ..Default::default()
         },
         event_time: event_time(),
         event_source: String::new(),
         event_name: String::new(),
         aws_region: String::new(),
-        source_ip_address: info.peer.ip().to_string(),
+        source_ip_address: info.peer_ip.as_str().to_owned(),
         user_agent,
         request_parameters: None,
         response_elements: None,
@@ -131,22 +128,86 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
 /// A JSON request body as CloudTrail shows it (None if it isn't JSON).
 pub fn json_parameters(body: &[u8]) -> Option<Value> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Some(tumbler_audit::parameters(&v)),
+        Ok(v @ Value::Object(_)) => Some(tumbler_audit::into_parameters(v)),
         _ => None,
     }
 }
 
-/// Write the event of a call that changed nothing; Ok once it is committed.
-pub async fn record(store: &Arc<dyn Store>, record: AuditRecord) -> Result<(), StoreError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.record(
-        record,
-        Box::new(move |r| {
-            let _ = tx.send(r);
-        }),
-    );
-    rx.await
-        .unwrap_or_else(|_| Err(StoreError::Backend("the audit event was dropped".into())))
+type Waiter = (
+    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    Result<(), StoreError>,
+);
+
+/// Hands events of calls that changed nothing to the store and wakes each
+/// call once its event is committed.
+///
+/// Why not a oneshot per event woken by the store's writer thread: every
+/// wake from a foreign thread costs the runtime an eventfd write, and at
+/// tens of thousands of reads a second those wakes cost more than the
+/// events. Here the writer queues each commit's results and wakes one
+/// dispatcher task per commit, which wakes the calls from inside the runtime.
+pub struct AuditSink {
+    store: Arc<dyn Store>,
+    done: Arc<Completions>,
+    dispatcher: std::sync::OnceLock<()>,
+}
+
+struct Completions {
+    tx: std::sync::mpsc::Sender<Waiter>,
+    rx: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Waiter>>>,
+    notify: tokio::sync::Notify,
+}
+
+impl AuditSink {
+    pub fn new(store: Arc<dyn Store>) -> AuditSink {
+        let (tx, rx) = std::sync::mpsc::channel();
+        AuditSink {
+            store,
+            done: Arc::new(Completions {
+                tx,
+                rx: std::sync::Mutex::new(Some(rx)),
+                notify: tokio::sync::Notify::new(),
+            }),
+            dispatcher: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn start_dispatcher(&self) {
+        let done = self.done.clone();
+        let Some(rx) = done.rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                done.notify.notified().await;
+                while let Ok((tx, r)) = rx.try_recv() {
+                    let _ = tx.send(r);
+                }
+            }
+        });
+    }
+
+    /// Write the event of a call that changed nothing; Ok once it is committed.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.dispatcher.get_or_init(|| self.start_dispatcher());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = self.done.clone();
+        self.store.record(
+            record,
+            Box::new(move |r, more| {
+                let _ = done.tx.send((tx, r));
+                if !more {
+                    done.notify.notify_one();
+                }
+            }),
+        );
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Backend("the audit event was dropped".into())))
+    }
 }
 
 /// The event of a call, through whichever path it took.

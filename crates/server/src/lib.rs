@@ -31,8 +31,8 @@ pub use api::MAX_BODY;
 pub struct AppState {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
-    /// For the audit trail's own writes.
-    pub store: Arc<dyn tumbler_store::Store>,
+    /// Where events of calls that changed nothing go.
+    pub audit_sink: audit::AuditSink,
     pub audit: audit::AuditMode,
 }
 
@@ -41,10 +41,35 @@ pub struct AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as text, formatted once per connection.
+    pub peer_ip: IpText,
     pub tls: bool,
     /// The negotiated TLS version and cipher suite, for the audit trail.
     pub tls_version: Option<&'static str>,
     pub tls_cipher: Option<&'static str>,
+}
+
+/// An IP address as text, inline so that `ConnInfo` stays `Copy`.
+#[derive(Clone, Copy, Debug)]
+pub struct IpText {
+    buf: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    pub fn new(ip: std::net::IpAddr) -> IpText {
+        use std::io::Write as _;
+        let mut buf = [0u8; 45];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // The longest IPv6 text (an IPv4-mapped address) is 45 bytes.
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as u8;
+        IpText { buf, len }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
 }
 
 /// One request: `GET /health` for load balancers, everything else is an
@@ -87,6 +112,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let plain = ConnInfo {
             peer,
+            peer_ip: IpText::new(peer.ip()),
             tls: false,
             tls_version: None,
             tls_cipher: None,

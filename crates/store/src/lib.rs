@@ -379,6 +379,13 @@ pub struct AuditQuery {
     /// An ARN in `resources`, or a name or ARN in the request's `secretId`/`name`.
     pub resource: Option<String>,
     pub event_id: Option<String>,
+    /// `userIdentity.userName`, or the last part of the caller's ARN (a role session's name).
+    pub user_name: Option<String>,
+    /// A `resources[].type`, e.g. `AWS::SecretsManager::Secret`.
+    pub resource_type: Option<String>,
+    /// `recipientAccountId` and `awsRegion`: the events one account sees in one region.
+    pub account: Option<String>,
+    pub region: Option<String>,
     pub read_only: Option<bool>,
     pub errors_only: bool,
     pub limit: usize,
@@ -410,8 +417,10 @@ pub fn apply_journaled(store: &dyn Store, journal: Option<&dyn Journal>, writes:
     Ok(out)
 }
 
-/// Called once an event recorded with `Store::record` is committed (or not).
-pub type RecordDone = Box<dyn FnOnce(Result<()>) + Send>;
+/// Called once an event recorded with `Store::record` is committed (or
+/// not). The flag says whether more results of the same commit follow at
+/// once, so that a receiver can wake its waiters once per commit.
+pub type RecordDone = Box<dyn FnOnce(Result<()>, bool) + Send>;
 
 /// The storage interface. Reads are cheap and may run on async workers;
 /// `apply` blocks until the batch is durably committed.

@@ -33,6 +33,7 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     writer: mpsc::Sender<write::Job>,
     _writer_thread: Arc<write::WriterHandle>,
+    _checkpointer: write::Checkpointer,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -62,6 +63,11 @@ impl SqliteStore {
     fn open_with(path: &Path, linker: Option<Arc<dyn AuditLinker>>) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        // The checkpointer thread checkpoints; the writer must not stall on it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(backend)?;
+        // A WAL that grew under a burst is cut back after it restarts.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(backend)?;
         configure(&conn)?;
         migrate::run(&mut conn)?;
         restrict_permissions(path);
@@ -78,6 +84,9 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         let cache = Arc::new(cache::Cache::default());
+        let checkpoint_conn = Connection::open(path).map_err(backend)?;
+        configure(&checkpoint_conn)?;
+        let checkpointer = write::spawn_checkpointer(checkpoint_conn)?;
         let (writer, handle) = write::spawn(conn, cache.clone(), linker)?;
         Ok(Self {
             cache,
@@ -85,6 +94,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             writer,
             _writer_thread: Arc::new(handle),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -286,7 +296,7 @@ impl Store for SqliteStore {
         if let Err(mpsc::SendError(write::Job::Record { done, .. })) =
             self.writer.send(write::Job::Record { event, done })
         {
-            done(Err(StoreError::Backend("the writer thread has stopped".into())));
+            done(Err(StoreError::Backend("the writer thread has stopped".into())), false);
         }
     }
 

@@ -414,6 +414,8 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<
         (&q.event_source, "eventSource"),
         (&q.access_key_id, "userIdentity.accessKeyId"),
         (&q.event_id, "eventID"),
+        (&q.account, "recipientAccountId"),
+        (&q.region, "awsRegion"),
     ] {
         if let Some(v) = value {
             arg(&mut sql, &format!(" AND {} = ?", field(path)), Text(v.clone()));
@@ -441,6 +443,25 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<
                 field("requestParameters.userName"),
             ),
             Text(r.clone()),
+        );
+    }
+    if let Some(u) = &q.user_name {
+        arg(
+            &mut sql,
+            &format!(
+                " AND (? = {name} OR substr({arn}, -length(?) - 1) = '/' || ?)",
+                name = field("userIdentity.userName"),
+                arn = field("userIdentity.arn"),
+            ),
+            Text(u.clone()),
+        );
+    }
+    if let Some(t) = &q.resource_type {
+        arg(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(audit_events.json, '$.resources') \
+             WHERE json_extract(value, '$.type') = ?)",
+            Text(t.clone()),
         );
     }
     if let Some(ro) = q.read_only {

@@ -450,7 +450,7 @@ fn record_sync(s: &SqliteStore, e: AuditRecord) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     s.record(
         e,
-        Box::new(move |r| {
+        Box::new(move |r, _| {
             let _ = tx.send(r);
         }),
     );

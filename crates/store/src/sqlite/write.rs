@@ -19,8 +19,11 @@ use crate::{
 
 const MAX_BATCH: usize = 256;
 
-/// How long audit events of reads may sit committed but not yet fsynced.
-const SYNC_WITHIN: Duration = Duration::from_millis(500);
+/// How often the checkpointer runs: the longest time an audit event of a
+/// read sits committed but not yet fsynced.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// The checkpointer's niceness (0 normal, 19 lowest).
+const CHECKPOINT_NICE: i32 = 10;
 
 type Reply = mpsc::SyncSender<Result<Vec<Applied>>>;
 
@@ -64,8 +67,6 @@ struct Writer {
     head: ChainHead,
     /// The connection's current `synchronous` setting is FULL.
     full_sync: bool,
-    /// Commits made without an fsync since the last one.
-    unsynced: bool,
 }
 
 pub(crate) fn spawn(
@@ -92,13 +93,55 @@ pub(crate) fn spawn(
         linker,
         head,
         full_sync: true,
-        unsynced: false,
     };
     let thread = std::thread::Builder::new()
         .name("tumbler-store-writer".into())
         .spawn(move || writer.run(rx, &cache))
         .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, WriterHandle { thread: Some(thread) }))
+}
+
+/// Copy the WAL into the database. SQLite syncs the WAL first, which makes
+/// every commit in it durable, including those committed without an fsync.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+/// Checkpoints on its own connection, so that the writer never stalls on
+/// the copy and its fsyncs (the writer's automatic checkpoints are off).
+pub(crate) struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn spawn_checkpointer(conn: Connection) -> Result<Checkpointer> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("tumbler-store-checkpointer".into())
+        .spawn(move || {
+            // Copying pages is background work: let request threads preempt
+            // it, or a checkpoint's time slice shows as a latency spike.
+            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECKPOINT_NICE);
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = checkpoint(&conn) {
+                    tracing::warn!(error = %e, "cannot checkpoint the store");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer thread: {e}")))?;
+    Ok(Checkpointer {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// What a write changes, for cache invalidation.
@@ -120,22 +163,14 @@ enum Answer {
 
 impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Job>, cache: &Cache) {
-        loop {
-            let first = if self.unsynced {
-                match rx.recv_timeout(SYNC_WITHIN) {
-                    Ok(j) => j,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.sync();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(j) => j,
-                    Err(_) => break,
-                }
-            };
+        while let Ok(first) = rx.recv() {
+            // Audit events of reads arrive one per request. Giving the
+            // request threads a moment before draining the queue lets a batch
+            // gather, so one commit serves many (on one core, the writer
+            // would otherwise run as soon as each event arrives).
+            if matches!(first, Job::Record { .. }) {
+                std::thread::yield_now();
+            }
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -145,23 +180,15 @@ impl Writer {
             }
             self.commit_batch(jobs, cache);
         }
-        if self.unsynced {
-            self.sync();
-        }
-    }
-
-    /// Put audit events committed without an fsync on disk: a checkpoint
-    /// syncs the WAL before copying it into the database.
-    fn sync(&mut self) {
-        match self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => self.unsynced = false,
-            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the store"),
+        // Put the last unsynced commits on disk before the store closes.
+        if let Err(e) = checkpoint(&self.conn) {
+            tracing::warn!(error = %e, "cannot checkpoint the store on close");
         }
     }
 
     /// Changes are fsynced before anyone hears "done"; a batch of only audit
     /// events of reads (and access bookkeeping) is committed without an
-    /// fsync, which `sync` makes up for shortly after. Waiting for a disk
+    /// fsync, which the checkpointer makes up for shortly after. Waiting for a disk
     /// flush per read would cap reads at the disk's flush rate.
     fn set_sync(&mut self, full: bool) -> Result<()> {
         if self.full_sync != full {
@@ -256,29 +283,35 @@ impl Writer {
         }
         match outcome {
             Ok(()) => {
-                // A FULL commit fsyncs the WAL, and with it every earlier commit.
-                self.unsynced = !changes && (self.unsynced || !answers.is_empty());
-                for a in answers {
-                    match a {
-                        Answer::Apply(reply, r) => {
-                            let _ = reply.send(r);
-                        }
-                        Answer::Record(done, r) => done(r),
-                    }
-                }
+                answer(answers, |r| r);
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.head = start;
                 tracing::error!(error = %e, "store commit failed; batch rolled back");
-                for a in answers {
-                    match a {
-                        Answer::Apply(reply, _) => {
-                            let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                        }
-                        Answer::Record(done, _) => done(Err(StoreError::Backend(e.to_string()))),
-                    }
-                }
+                let message = e.to_string();
+                answer(answers, |_| Err(StoreError::Backend(message.clone())));
+            }
+        }
+    }
+}
+
+/// Answer every job of a batch, each with `outcome` of its own result.
+fn answer(answers: Vec<Answer>, outcome: impl Fn(Result<()>) -> Result<()>) {
+    let records = answers.iter().filter(|a| matches!(a, Answer::Record(..))).count();
+    let mut recorded = 0;
+    for a in answers {
+        match a {
+            Answer::Apply(reply, r) => {
+                let r = match r {
+                    Ok(v) => outcome(Ok(())).map(|()| v),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Answer::Record(done, r) => {
+                recorded += 1;
+                done(outcome(r), recorded < records);
             }
         }
     }
