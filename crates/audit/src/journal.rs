@@ -36,7 +36,7 @@ impl CallJournal {
         if self.is_committed() {
             return None;
         }
-        let mut event = self.event.lock().ok()?.take()?;
+        let mut event = self.event.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         if let Some((code, message)) = error {
             event.error_code = Some(code.to_owned());
             event.error_message = Some(message.to_owned());
@@ -50,7 +50,8 @@ impl Journal for CallJournal {
         if self.is_committed() {
             return None;
         }
-        let guard = self.event.lock().ok()?;
+        // A poisoned lock still holds the event: never let a change go without it.
+        let guard = self.event.lock().unwrap_or_else(|e| e.into_inner());
         let mut event = guard.as_ref()?.clone();
         event.response_elements = response_elements(writes);
         for w in writes {
@@ -66,9 +67,7 @@ impl Journal for CallJournal {
     }
 
     fn resource(&self, arn: &str, account: &str, kind: &str) {
-        if let Ok(mut guard) = self.event.lock()
-            && let Some(event) = guard.as_mut()
-        {
+        if let Some(event) = self.event.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             add_resource(event, arn, account, kind);
         }
     }
