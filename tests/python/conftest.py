@@ -408,6 +408,20 @@ class CliResult:
         return self.returncode == 0
 
 
+def run_tumbler(*args: str) -> subprocess.CompletedProcess:
+    """Run a `tumbler` subcommand (audit, policy) without the caller's AWS/TUMBLER env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
+    env["RUST_BACKTRACE"] = "0"
+    return subprocess.run(
+        [str(tumbler_bin()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def run_aws(srv: TumblerServer, *args: str, region: str = REGION, check: bool = False) -> CliResult:
     """Run the venv's `aws` CLI (v1, same botocore) against `srv`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

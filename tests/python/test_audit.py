@@ -14,20 +14,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, make_client, start_server, tumbler_bin
+from conftest import ACCOUNT, make_client, run_tumbler, start_server
 
 
 def tumbler(srv, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
-    env["RUST_BACKTRACE"] = "0"
-    return subprocess.run(
-        [str(tumbler_bin()), "audit", *args, "--data-dir", str(srv.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_tumbler("audit", *args, "--data-dir", str(srv.data_dir))
 
 
 def events(srv, *filters: str) -> list[dict]:

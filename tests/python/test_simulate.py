@@ -5,13 +5,11 @@ SimulatePrincipalPolicy (aws iam simulate-principal-policy) and
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, make_client, start_server, tumbler_bin
+from conftest import ACCOUNT, make_client, run_tumbler, start_server
 
 POLICY = {
     "Version": "2012-10-17",
@@ -166,16 +164,7 @@ def test_simulation_is_authorized_and_validated(srv):
 
 
 def cli(srv, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
-    env["RUST_BACKTRACE"] = "0"
-    return subprocess.run(
-        [str(tumbler_bin()), "policy", "simulate", "--data-dir", str(srv.data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_tumbler("policy", "simulate", "--data-dir", str(srv.data_dir), *args)
 
 
 def test_tumbler_policy_simulate_explains(srv):

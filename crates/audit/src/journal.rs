@@ -137,34 +137,12 @@ pub fn query_parameters<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EVENT_VERSION, UserIdentity};
 
     fn event() -> AuditEvent {
         AuditEvent {
-            event_version: EVENT_VERSION.into(),
-            user_identity: UserIdentity {
-                kind: "IAMUser".into(),
-                ..Default::default()
-            },
-            event_time: "2026-11-23T12:00:00Z".into(),
-            event_source: "secretsmanager.amazonaws.com".into(),
             event_name: "PutSecretValue".into(),
-            aws_region: "us-east-1".into(),
-            source_ip_address: "127.0.0.1".into(),
-            user_agent: "test".into(),
-            request_parameters: None,
-            response_elements: None,
-            error_code: None,
-            error_message: None,
-            request_id: "r".into(),
-            event_id: "e".into(),
             read_only: false,
-            resources: vec![],
-            event_type: "AwsApiCall".into(),
-            management_event: true,
-            recipient_account_id: "000000000000".into(),
-            event_category: "Management".into(),
-            tls_details: None,
+            ..crate::sample_event()
         }
     }
 

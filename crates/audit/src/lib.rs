@@ -201,6 +201,39 @@ fn lower_first(k: &str) -> String {
     out
 }
 
+/// A GetSecretValue event for tests.
+#[cfg(test)]
+pub(crate) fn sample_event() -> AuditEvent {
+    use serde_json::json;
+    AuditEvent {
+        event_version: EVENT_VERSION.into(),
+        user_identity: UserIdentity {
+            kind: "IAMUser".into(),
+            arn: Some("arn:aws:iam::000000000000:user/admin".into()),
+            ..Default::default()
+        },
+        event_time: "2026-11-23T12:00:00Z".into(),
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: "GetSecretValue".into(),
+        aws_region: "us-east-1".into(),
+        source_ip_address: "127.0.0.1".into(),
+        user_agent: "aws-cli/1".into(),
+        request_parameters: Some(json!({"secretId": "db"})),
+        response_elements: None,
+        error_code: None,
+        error_message: None,
+        request_id: "r".into(),
+        event_id: "e".into(),
+        read_only: true,
+        resources: vec![],
+        event_type: "AwsApiCall".into(),
+        management_event: true,
+        recipient_account_id: "000000000000".into(),
+        event_category: "Management".into(),
+        tls_details: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,33 +256,7 @@ mod tests {
 
     #[test]
     fn events_serialise_with_cloudtrail_names() {
-        let e = AuditEvent {
-            event_version: EVENT_VERSION.into(),
-            user_identity: UserIdentity {
-                kind: "IAMUser".into(),
-                arn: Some("arn:aws:iam::000000000000:user/admin".into()),
-                ..Default::default()
-            },
-            event_time: "2026-11-23T12:00:00Z".into(),
-            event_source: "secretsmanager.amazonaws.com".into(),
-            event_name: "GetSecretValue".into(),
-            aws_region: "us-east-1".into(),
-            source_ip_address: "127.0.0.1".into(),
-            user_agent: "aws-cli/1".into(),
-            request_parameters: Some(json!({"secretId": "db"})),
-            response_elements: None,
-            error_code: None,
-            error_message: None,
-            request_id: "r".into(),
-            event_id: "e".into(),
-            read_only: true,
-            resources: vec![],
-            event_type: "AwsApiCall".into(),
-            management_event: true,
-            recipient_account_id: "000000000000".into(),
-            event_category: "Management".into(),
-            tls_details: None,
-        };
+        let e = sample_event();
         let v: Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["sourceIPAddress"], "127.0.0.1");
         assert_eq!(v["requestID"], "r");
