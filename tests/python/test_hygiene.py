@@ -6,6 +6,7 @@ every path that carries a value (including the error paths), stops the server
 with SIGTERM and then greps the SQLite files and the captured stdout/stderr."""
 
 import base64
+import resource
 import uuid
 
 import pytest
@@ -192,3 +193,23 @@ def test_restart_keeps_values(tmp_path):
         assert again.stop(timeout=10) == 0
     finally:
         again.kill()
+
+
+def core_limit(pid):
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max core file size"):
+            return line.split()[4:6]
+    raise AssertionError("no core limit in /proc/<pid>/limits")
+
+
+def test_no_core_dumps_unless_allowed(server, tmp_path):
+    # A core file would hold the root key and unsealed values.
+    assert core_limit(server.proc.pid) == ["0", "0"]
+    srv = start_server(tmp_path, env={"TUMBLER_ALLOW_CORE_DUMPS": "true"})
+    try:
+        # Inherited unchanged from this process.
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        expected = ["unlimited" if v == resource.RLIM_INFINITY else str(v) for v in (soft, hard)]
+        assert core_limit(srv.proc.pid) == expected
+    finally:
+        srv.kill()

@@ -213,3 +213,41 @@ def test_create_needs_permission_on_the_new_name(user, uniq):
     client.create_secret(Name=allowed, SecretString="v")
     with raises_aws("AccessDeniedException"):
         client.create_secret(Name=uniq("theirs"), SecretString="v")
+
+
+def test_create_with_tags_also_needs_tag_resource(sm, user, uniq):
+    prefix = uniq("tagged")
+    create_only = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:CreateSecret",
+        "Resource": f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:{prefix}*",
+    }
+    me, client = user(doc(create_only))
+    refused = f"{prefix}-refused"
+    with raises_aws(
+        "AccessDeniedException",
+        match=f"{me} is not authorized to perform: secretsmanager:TagResource on resource: "
+        f"arn:aws:secretsmanager:[^:]+:{ACCOUNT}:secret:{refused}-",
+    ):
+        client.create_secret(Name=refused, SecretString="v", Tags=[{"Key": "team", "Value": "a"}])
+    # Nothing was created by the refused call.
+    with raises_aws("ResourceNotFoundException"):
+        sm.describe_secret(SecretId=refused)
+    client.create_secret(Name=f"{prefix}-untagged", SecretString="v")
+
+    # TagResource limited by aws:RequestTag: only team=a may be set at creation.
+    _, tagger = user(
+        doc(
+            create_only,
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:TagResource",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestTag/team": "a"}},
+            },
+        )
+    )
+    arn = tagger.create_secret(Name=f"{prefix}-a", SecretString="v", Tags=[{"Key": "team", "Value": "a"}])["ARN"]
+    assert sm.describe_secret(SecretId=arn)["Tags"] == [{"Key": "team", "Value": "a"}]
+    with raises_aws("AccessDeniedException", match="secretsmanager:TagResource"):
+        tagger.create_secret(Name=f"{prefix}-b", SecretString="v", Tags=[{"Key": "team", "Value": "b"}])

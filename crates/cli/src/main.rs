@@ -95,6 +95,11 @@ struct ServerArgs {
     /// can't be written fails (fail-closed) or goes ahead (fail-open).
     #[arg(long, value_enum, default_value = "fail-closed", env = "TUMBLER_AUDIT")]
     audit: AuditSetting,
+    /// Let the process dump core and be traced by other processes of the
+    /// same user (for debugging): a core file holds unsealed keys and
+    /// secret values, so this is off by default.
+    #[arg(long, env = "TUMBLER_ALLOW_CORE_DUMPS")]
+    allow_core_dumps: bool,
 }
 
 fn main() -> Result<()> {
@@ -111,6 +116,9 @@ fn main() -> Result<()> {
 }
 
 fn server(args: ServerArgs) -> Result<()> {
+    if !args.allow_core_dumps {
+        forbid_core_dumps()?;
+    }
     let setup = init::prepare(&init::Options {
         data_dir: args.data_dir.clone(),
         account_id: args.account_id.clone(),
@@ -166,6 +174,24 @@ fn server(args: ServerArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// No core file, and no ptrace or /proc/<pid>/mem reads by other processes
+/// of the same user: the heap holds the root key and unsealed secrets.
+/// RLIMIT_CORE covers systems where PR_SET_DUMPABLE is unavailable.
+fn forbid_core_dumps() -> Result<()> {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .context("cannot set RLIMIT_CORE to 0")?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("cannot mark the process not dumpable")?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -152,6 +152,15 @@ impl SecretsService {
                 ctx.region, ctx.account
             );
             ctx.authorize_resource(&arn, None)?;
+            if r.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+                // Tagging at creation needs TagResource too, as on AWS, so
+                // that tag-based conditions can't be sidestepped.
+                let tagging = sm::TagResourceRequest {
+                    secret_id: Some(arn.clone()),
+                    tags: r.tags.clone(),
+                };
+                ctx.with_check(tagging.check()).authorize_resource(&arn, None)?;
+            }
             let now = ctx.now_ms();
             let mut versions = Vec::new();
             let mut stages = Vec::new();
