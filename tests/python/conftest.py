@@ -278,6 +278,7 @@ def make_client(
     secret_key: str = SECRET_KEY,
     validate: bool = True,
     max_pool_connections: int = 10,
+    session_token: Optional[str] = None,
 ):
     return boto3.session.Session().client(
         service,
@@ -285,6 +286,7 @@ def make_client(
         endpoint_url=srv.url,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
         verify=srv.verify,
         config=Config(
             retries={"total_max_attempts": 1, "mode": "standard"},

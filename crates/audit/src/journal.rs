@@ -105,6 +105,9 @@ pub fn response_elements(writes: &[Write]) -> Option<Value> {
         Write::CreatePrincipal(p) if p.kind == "role" => {
             Some(json!({"role": {"arn": p.arn, "roleName": p.name, "roleId": p.unique_id}}))
         }
+        Write::CreatePrincipal(p) if p.kind == "group" => {
+            Some(json!({"group": {"arn": p.arn, "groupName": p.name, "groupId": p.unique_id}}))
+        }
         Write::CreatePrincipal(p) => Some(json!({"user": {"arn": p.arn, "userName": p.name, "userId": p.unique_id}})),
         Write::CreateAccessKey(k) => Some(json!({"accessKey": {
             "accessKeyId": k.access_key_id,

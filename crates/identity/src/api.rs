@@ -16,6 +16,8 @@ use crate::authz::{
 use crate::token::SessionClaims;
 use crate::{Identity, IdentityError, Principal, new_access_key_id, new_secret_access_key, random_from};
 
+mod groups;
+
 pub type Params = BTreeMap<String, String>;
 
 /// One Query API call.
@@ -35,6 +37,7 @@ const MAX_TAGS: usize = 50;
 /// IAM's default quotas on policy size (characters other than white space).
 const USER_INLINE_POLICY_SIZE: usize = 2048;
 const ROLE_INLINE_POLICY_SIZE: usize = 10240;
+const GROUP_INLINE_POLICY_SIZE: usize = 5120;
 const MANAGED_POLICY_SIZE: usize = 6144;
 const TRUST_POLICY_SIZE: usize = 2048;
 const SESSION_POLICY_SIZE: usize = 2048;
@@ -235,6 +238,26 @@ fn merge_tags(existing: &mut Vec<Tag>, new: Vec<Tag>) {
     }
 }
 
+/// The `PermissionsBoundary` parameter: a policy ARN, if given.
+fn boundary_param(params: &Params) -> Result<Option<&str>, AwsError> {
+    match params.get("PermissionsBoundary") {
+        None => Ok(None),
+        Some(arn) if arn.len() < 20 || arn.len() > 2048 || !arn.starts_with("arn:") => {
+            Err(invalid_input(format!("ARN {arn} is not valid.")))
+        }
+        Some(arn) => Ok(Some(arn)),
+    }
+}
+
+/// Condition keys of CreateUser and CreateRole.
+fn create_keys(tags: &[Tag], boundary: Option<&str>) -> ContextKeys {
+    let mut keys = request_tag_keys(tags);
+    if let Some(b) = boundary {
+        keys.insert("iam:PermissionsBoundary", b);
+    }
+    keys
+}
+
 fn request_tag_keys(tags: &[Tag]) -> ContextKeys {
     let mut keys = ContextKeys::new();
     for t in tags {
@@ -313,9 +336,27 @@ fn user_xml(x: &mut Xml, row: &PrincipalRow, meta: &PrincipalMeta) {
         .field("UserId", &row.unique_id)
         .field("Arn", &row.arn)
         .field("CreateDate", &iso(row.created_ms));
+    boundary_xml(x, meta);
     if !meta.tags.is_empty() {
         tags_xml(x, &meta.tags);
     }
+}
+
+fn boundary_xml(x: &mut Xml, meta: &PrincipalMeta) {
+    if let Some(arn) = &meta.permissions_boundary {
+        x.open("PermissionsBoundary")
+            .field("PermissionsBoundaryType", "PermissionsBoundaryPolicy")
+            .field("PermissionsBoundaryArn", arn)
+            .close("PermissionsBoundary");
+    }
+}
+
+fn group_xml(x: &mut Xml, row: &PrincipalRow, meta: &PrincipalMeta) {
+    x.field("Path", &meta.path)
+        .field("GroupName", &row.name)
+        .field("GroupId", &row.unique_id)
+        .field("Arn", &row.arn)
+        .field("CreateDate", &iso(row.created_ms));
 }
 
 fn role_xml(x: &mut Xml, row: &PrincipalRow, meta: &PrincipalMeta) {
@@ -333,6 +374,7 @@ fn role_xml(x: &mut Xml, row: &PrincipalRow, meta: &PrincipalMeta) {
             "MaxSessionDuration",
             &meta.max_session_duration.unwrap_or(3600).to_string(),
         );
+    boundary_xml(x, meta);
     if !meta.tags.is_empty() {
         tags_xml(x, &meta.tags);
     }
@@ -352,14 +394,21 @@ struct PolicyView {
     row: Option<(ManagedPolicyRow, ManagedPolicyMeta)>,
 }
 
-fn policy_xml(x: &mut Xml, p: &PolicyView, attachments: i64) {
+/// How often a managed policy is attached, and how often it is a boundary.
+#[derive(Clone, Copy, Default)]
+struct PolicyUse {
+    attachments: i64,
+    boundaries: i64,
+}
+
+fn policy_xml(x: &mut Xml, p: &PolicyView, uses: PolicyUse) {
     x.field("PolicyName", &p.name)
         .field("PolicyId", &p.id)
         .field("Arn", &p.arn)
         .field("Path", &p.path)
         .field("DefaultVersionId", &p.default_version)
-        .field("AttachmentCount", &attachments.to_string())
-        .field("PermissionsBoundaryUsageCount", "0")
+        .field("AttachmentCount", &uses.attachments.to_string())
+        .field("PermissionsBoundaryUsageCount", &uses.boundaries.to_string())
         .field("IsAttachable", "true")
         .opt_field("Description", p.description.as_deref())
         .field("CreateDate", &iso(p.created_ms))
@@ -398,6 +447,16 @@ impl Identity {
                 Ok((row, meta))
             }
             _ => Err(no_such_entity(format!("The user with name {name} cannot be found."))),
+        }
+    }
+
+    fn group(&self, account: &str, name: &str) -> Result<(PrincipalRow, PrincipalMeta), AwsError> {
+        match db(self.store.principal(&group_arn(account, name)))? {
+            Some(row) if row.kind == "group" => {
+                let meta = PrincipalMeta::parse(&row.meta);
+                Ok((row, meta))
+            }
+            _ => Err(no_such_entity(format!("The group with name {name} cannot be found."))),
         }
     }
 
@@ -509,6 +568,24 @@ impl Identity {
             "UpdateAssumeRolePolicy" => self.update_assume_role_policy(call)?,
             "UpdateRole" => self.update_role(call)?,
             "SimulatePrincipalPolicy" => self.simulate_principal_policy(call)?,
+            "PutUserPermissionsBoundary" => self.put_boundary(call, "user")?,
+            "DeleteUserPermissionsBoundary" => self.delete_boundary(call, "user")?,
+            "PutRolePermissionsBoundary" => self.put_boundary(call, "role")?,
+            "DeleteRolePermissionsBoundary" => self.delete_boundary(call, "role")?,
+            "CreateGroup" => self.create_group(call)?,
+            "GetGroup" => self.get_group(call)?,
+            "ListGroups" => self.list_groups(call)?,
+            "DeleteGroup" => self.delete_group(call)?,
+            "AddUserToGroup" => self.add_user_to_group(call)?,
+            "RemoveUserFromGroup" => self.remove_user_from_group(call)?,
+            "ListGroupsForUser" => self.list_groups_for_user(call)?,
+            "PutGroupPolicy" => self.put_inline_policy(call, "group")?,
+            "GetGroupPolicy" => self.get_inline_policy(call, "group")?,
+            "ListGroupPolicies" => self.list_inline_policies(call, "group")?,
+            "DeleteGroupPolicy" => self.delete_inline_policy(call, "group")?,
+            "AttachGroupPolicy" => self.attach(call, "group", true)?,
+            "DetachGroupPolicy" => self.attach(call, "group", false)?,
+            "ListAttachedGroupPolicies" => self.list_attached(call, "group")?,
             "" => return Err(AwsError::unknown_operation("The request names no Action.")),
             other => {
                 return Err(AwsError::unknown_operation(format!(
@@ -527,10 +604,13 @@ impl Identity {
         check_path(call.params)?;
         let tags = tags_param(call.params)?;
         let arn = user_arn(account, name);
-        self.allow_with(call, "iam:CreateUser", &arn, request_tag_keys(&tags))?;
+        let boundary = boundary_param(call.params)?;
+        self.allow_with(call, "iam:CreateUser", &arn, create_keys(&tags, boundary))?;
+        self.check_boundary_policy(boundary)?;
         let meta = PrincipalMeta {
             path: "/".into(),
             tags,
+            permissions_boundary: boundary.map(str::to_owned),
             ..PrincipalMeta::default()
         };
         let row = PrincipalRow {
@@ -595,6 +675,11 @@ impl Identity {
         if !db(self.store.access_keys_of(&arn))?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must delete access keys first."));
         }
+        if !db(self.store.groups_of(&arn))?.is_empty() {
+            return Err(delete_conflict(
+                "Cannot delete entity, must remove user from all groups first.",
+            ));
+        }
         if !db(self.store.inline_policies(&arn))?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must delete policies first."));
         }
@@ -614,6 +699,10 @@ impl Identity {
                 let name = required_name(call.params, "UserName", 128)?;
                 self.user(&call.caller.account, name)
             }
+            "group" => {
+                let name = required_name(call.params, "GroupName", 128)?;
+                self.group(&call.caller.account, name)
+            }
             _ => {
                 let name = required_name(call.params, "RoleName", 64)?;
                 self.role(&call.caller.account, name)
@@ -624,8 +713,23 @@ impl Identity {
     fn kind_arn(&self, call: &Call<'_>, kind: &str) -> Result<String, AwsError> {
         Ok(match kind {
             "user" => user_arn(&call.caller.account, required_name(call.params, "UserName", 128)?),
+            "group" => group_arn(&call.caller.account, required_name(call.params, "GroupName", 128)?),
             _ => role_arn(&call.caller.account, required_name(call.params, "RoleName", 64)?),
         })
+    }
+
+    /// `iam:PermissionsBoundary` for an action on an existing user or role:
+    /// its current boundary, so that delegated administrators can be held
+    /// to principals under a given boundary.
+    fn boundary_keys(&self, call: &Call<'_>, kind: &str) -> ContextKeys {
+        let mut keys = ContextKeys::new();
+        if kind != "group"
+            && let Ok((_, meta)) = self.principal_of_kind(call, kind)
+            && let Some(boundary) = meta.permissions_boundary
+        {
+            keys.insert("iam:PermissionsBoundary", boundary);
+        }
+        keys
     }
 
     fn tag_principal(&self, call: &Call<'_>, kind: &str) -> Result<Option<String>, AwsError> {
@@ -805,7 +909,7 @@ impl Identity {
     // ---- inline policies ----
 
     fn inline_action(kind: &str, verb: &str) -> String {
-        let noun = if kind == "user" { "User" } else { "Role" };
+        let noun = noun(kind);
         match verb {
             "List" => format!("iam:List{noun}Policies"),
             _ => format!("iam:{verb}{noun}Policy"),
@@ -816,11 +920,16 @@ impl Identity {
         let arn = self.kind_arn(call, kind)?;
         let policy_name = required_name(call.params, "PolicyName", 128)?;
         let document = required(call.params, "PolicyDocument")?;
-        self.allow(call, &Self::inline_action(kind, "Put"), &arn)?;
-        let limit = if kind == "user" {
-            USER_INLINE_POLICY_SIZE
-        } else {
-            ROLE_INLINE_POLICY_SIZE
+        self.allow_with(
+            call,
+            &Self::inline_action(kind, "Put"),
+            &arn,
+            self.boundary_keys(call, kind),
+        )?;
+        let limit = match kind {
+            "user" => USER_INLINE_POLICY_SIZE,
+            "group" => GROUP_INLINE_POLICY_SIZE,
+            _ => ROLE_INLINE_POLICY_SIZE,
         };
         check_policy("PolicyDocument", document, PolicyKind::Identity, limit)?;
         let (row, _) = self.principal_of_kind(call, kind)?;
@@ -864,7 +973,7 @@ impl Identity {
             .map(|(_, d)| d)
             .ok_or_else(|| Self::inline_not_found(kind, policy_name))?;
         let mut x = Xml::new();
-        x.field(if kind == "user" { "UserName" } else { "RoleName" }, &row.name)
+        x.field(&format!("{}Name", noun(kind)), &row.name)
             .field("PolicyName", policy_name)
             .field("PolicyDocument", &url_encode(&document));
         Ok(Some(x.into_string()))
@@ -886,7 +995,12 @@ impl Identity {
     fn delete_inline_policy(&self, call: &Call<'_>, kind: &str) -> Result<Option<String>, AwsError> {
         let arn = self.kind_arn(call, kind)?;
         let policy_name = required_name(call.params, "PolicyName", 128)?;
-        self.allow(call, &Self::inline_action(kind, "Delete"), &arn)?;
+        self.allow_with(
+            call,
+            &Self::inline_action(kind, "Delete"),
+            &arn,
+            self.boundary_keys(call, kind),
+        )?;
         let (row, _) = self.principal_of_kind(call, kind)?;
         match self.apply(
             call,
@@ -966,7 +1080,7 @@ impl Identity {
         let view = self.policy(&arn)?;
         let mut x = Xml::new();
         x.open("Policy");
-        policy_xml(&mut x, &view, 0);
+        policy_xml(&mut x, &view, PolicyUse::default());
         x.close("Policy");
         Ok(Some(x.into_string()))
     }
@@ -977,7 +1091,11 @@ impl Identity {
         let view = self.policy(arn)?;
         let mut x = Xml::new();
         x.open("Policy");
-        policy_xml(&mut x, &view, db(self.store.attachment_count(arn))?);
+        let uses = PolicyUse {
+            attachments: db(self.store.attachment_count(arn))?,
+            boundaries: self.boundary_uses(&call.caller.account)?.remove(arn).unwrap_or(0),
+        };
+        policy_xml(&mut x, &view, uses);
         x.close("Policy");
         Ok(Some(x.into_string()))
     }
@@ -1005,19 +1123,23 @@ impl Identity {
                 views.push(self.policy(&row.arn)?);
             }
         }
+        let boundaries = self.boundary_uses(account)?;
         let mut listed = Vec::new();
         for v in views {
-            let count = db(self.store.attachment_count(&v.arn))?;
-            if !only_attached || count > 0 {
-                listed.push((v.arn.clone(), (v, count)));
+            let uses = PolicyUse {
+                attachments: db(self.store.attachment_count(&v.arn))?,
+                boundaries: boundaries.get(&v.arn).copied().unwrap_or(0),
+            };
+            if !only_attached || uses.attachments > 0 {
+                listed.push((v.arn.clone(), (v, uses)));
             }
         }
         let (listed, next) = page(call.params, listed)?;
         let mut x = Xml::new();
         x.open("Policies");
-        for (v, count) in &listed {
+        for (v, uses) in &listed {
             x.open("member");
-            policy_xml(&mut x, v, *count);
+            policy_xml(&mut x, v, *uses);
             x.close("member");
         }
         x.close("Policies");
@@ -1036,7 +1158,7 @@ impl Identity {
         let arn = Self::policy_arn_param(call)?;
         self.allow(call, "iam:DeletePolicy", arn)?;
         let _ = self.customer_policy(arn)?;
-        if db(self.store.attachment_count(arn))? > 0 {
+        if db(self.store.attachment_count(arn))? > 0 || self.boundary_uses(&call.caller.account)?.contains_key(arn) {
             return Err(delete_conflict("Cannot delete a policy attached to entities."));
         }
         if db(self.store.policy_versions(arn))?.len() > 1 {
@@ -1221,13 +1343,13 @@ impl Identity {
     fn attach(&self, call: &Call<'_>, kind: &str, attach: bool) -> Result<Option<String>, AwsError> {
         let arn = self.kind_arn(call, kind)?;
         let policy_arn = Self::policy_arn_param(call)?;
-        let noun = if kind == "user" { "User" } else { "Role" };
+        let noun = noun(kind);
         let action = if attach {
             format!("iam:Attach{noun}Policy")
         } else {
             format!("iam:Detach{noun}Policy")
         };
-        let mut keys = ContextKeys::new();
+        let mut keys = self.boundary_keys(call, kind);
         keys.insert("iam:PolicyARN", policy_arn);
         self.allow_with(call, &action, &arn, keys)?;
         let (row, _) = self.principal_of_kind(call, kind)?;
@@ -1252,8 +1374,7 @@ impl Identity {
 
     fn list_attached(&self, call: &Call<'_>, kind: &str) -> Result<Option<String>, AwsError> {
         let arn = self.kind_arn(call, kind)?;
-        let noun = if kind == "user" { "User" } else { "Role" };
-        self.allow(call, &format!("iam:ListAttached{noun}Policies"), &arn)?;
+        self.allow(call, &format!("iam:ListAttached{}Policies", noun(kind)), &arn)?;
         let (row, _) = self.principal_of_kind(call, kind)?;
         let mut x = Xml::new();
         x.open("AttachedPolicies");
@@ -1340,8 +1461,10 @@ impl Identity {
         }
         let tags = tags_param(call.params)?;
         let arn = role_arn(account, name);
-        self.allow_with(call, "iam:CreateRole", &arn, request_tag_keys(&tags))?;
+        let boundary = boundary_param(call.params)?;
+        self.allow_with(call, "iam:CreateRole", &arn, create_keys(&tags, boundary))?;
         check_policy("AssumeRolePolicyDocument", trust, PolicyKind::Trust, TRUST_POLICY_SIZE)?;
+        self.check_boundary_policy(boundary)?;
         let meta = PrincipalMeta {
             path: "/".into(),
             tags,
@@ -1349,6 +1472,7 @@ impl Identity {
             max_session_duration: Some(max_session),
             description,
             bootstrap: None,
+            permissions_boundary: boundary.map(str::to_owned),
         };
         let row = PrincipalRow {
             arn,
@@ -1671,6 +1795,19 @@ impl Identity {
             out.push_str(&format!("<PackedPolicySize>{packed}</PackedPolicySize>"));
         }
         Ok(out)
+    }
+}
+
+fn group_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:group/{name}")
+}
+
+/// A principal kind as IAM's action and parameter names spell it.
+fn noun(kind: &str) -> &'static str {
+    match kind {
+        "user" => "User",
+        "group" => "Group",
+        _ => "Role",
     }
 }
 

@@ -9,6 +9,10 @@ use tumbler_iam::{ContextKeys, Decision, NamedPolicy, PolicyKind, PolicySet, Req
 
 use crate::{Identity, IdentityError, Principal};
 
+/// Stands in for a permissions boundary that can't be read.
+const ALLOWS_NOTHING: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"tumbler:NoAction","Resource":"*"}]}"#;
+
 pub(crate) const ADMINISTRATOR_ACCESS: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 /// AWS-managed policies Tumbler provides: (name, policy id, document).
@@ -75,8 +79,21 @@ impl Authorization {
 
 /// A principal's identity policies and tags, assembled from the store.
 pub(crate) struct PrincipalPolicies {
+    /// Its own inline and attached policies, then its groups'.
     pub(crate) identity: Vec<NamedPolicy>,
+    /// SimulatePrincipalPolicy's SourcePolicyType of each `identity` policy.
+    pub(crate) sources: Vec<&'static str>,
+    pub(crate) boundary: Option<NamedPolicy>,
     pub(crate) tags: Vec<(String, String)>,
+}
+
+impl PrincipalPolicies {
+    pub(crate) fn source_of(&self, policy: &NamedPolicy) -> &'static str {
+        self.identity
+            .iter()
+            .position(|p| std::ptr::eq(p, policy))
+            .map_or("none", |i| self.sources[i])
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,6 +119,9 @@ pub(crate) struct PrincipalMeta {
     pub(crate) max_session_duration: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) description: Option<String>,
+    /// The managed policy that caps a user's or role's permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) permissions_boundary: Option<String>,
 }
 
 fn root_path() -> String {
@@ -183,7 +203,7 @@ impl Identity {
         let set = PolicySet {
             identity: &policies.identity,
             resource: resource_policy.map(|r| r.policy),
-            permissions_boundary: None,
+            permissions_boundary: policies.boundary.as_ref(),
             session: &session_policies,
             resource_policy_required: resource_policy.is_some_and(|r| r.required),
         };
@@ -219,42 +239,94 @@ impl Identity {
         Some(p)
     }
 
-    /// The identity policies and tags of a user or role, cached.
+    /// The identity policies, boundary and tags of a user or role, cached.
     pub(crate) fn policies_of(&self, arn: &str) -> Result<Arc<PrincipalPolicies>, IdentityError> {
         if let Some(p) = self.policies.read().ok().and_then(|m| m.get(arn).cloned()) {
             return Ok(p);
         }
-        let mut identity = Vec::new();
-        let mut tags = Vec::new();
+        let mut assembled = PrincipalPolicies {
+            identity: Vec::new(),
+            sources: Vec::new(),
+            boundary: None,
+            tags: Vec::new(),
+        };
         if let Some(row) = self.store.principal(arn)? {
-            tags = PrincipalMeta::parse(&row.meta)
-                .tags
-                .into_iter()
-                .map(|t| (t.key, t.value))
-                .collect();
-            for (name, document) in self.store.inline_policies(arn)? {
-                match parse_policy(&document, PolicyKind::Identity) {
-                    Ok(p) => identity.push(NamedPolicy::new(name, p)),
-                    Err(e) => {
-                        tracing::warn!(principal = arn, policy = %name, error = %e, "stored policy does not parse")
-                    }
+            let meta = PrincipalMeta::parse(&row.meta);
+            assembled.tags = meta.tags.into_iter().map(|t| (t.key, t.value)).collect();
+            let own = if row.kind == "role" { "role" } else { "user" };
+            self.add_policies_of(arn, own, &mut assembled)?;
+            if row.kind == "user" {
+                for group in self.store.groups_of(arn)? {
+                    self.add_policies_of(&group, "group", &mut assembled)?;
                 }
             }
-            for policy_arn in self.store.attached_policies(arn)? {
-                let Some((name, document)) = self.managed_document(&policy_arn)? else {
-                    continue;
-                };
-                match parse_policy(&document, PolicyKind::Identity) {
-                    Ok(p) => identity.push(NamedPolicy::new(name, p).with_arn(policy_arn)),
-                    Err(e) => tracing::warn!(policy = %policy_arn, error = %e, "stored policy does not parse"),
-                }
+            if let Some(boundary) = &meta.permissions_boundary {
+                assembled.boundary = Some(match self.managed_policy_named(boundary)? {
+                    Some(p) => p,
+                    None => {
+                        // A boundary that can't be read must not lift the cap.
+                        tracing::warn!(principal = arn, policy = %boundary, "permissions boundary unreadable; it allows nothing");
+                        NamedPolicy::new(
+                            boundary.clone(),
+                            parse_policy(ALLOWS_NOTHING, PolicyKind::Identity).expect("constant policy parses"),
+                        )
+                        .with_arn(boundary.clone())
+                    }
+                });
             }
         }
-        let assembled = Arc::new(PrincipalPolicies { identity, tags });
+        let assembled = Arc::new(assembled);
         if let Ok(mut m) = self.policies.write() {
             m.insert(arn.to_owned(), assembled.clone());
         }
         Ok(assembled)
+    }
+
+    /// A user's, role's or group's inline and attached policies; `inline`
+    /// names the source type of its inline ones.
+    fn add_policies_of(
+        &self,
+        arn: &str,
+        inline: &'static str,
+        into: &mut PrincipalPolicies,
+    ) -> Result<(), IdentityError> {
+        for (name, document) in self.store.inline_policies(arn)? {
+            match parse_policy(&document, PolicyKind::Identity) {
+                Ok(p) => {
+                    into.identity.push(NamedPolicy::new(name, p));
+                    into.sources.push(inline);
+                }
+                Err(e) => {
+                    tracing::warn!(principal = arn, policy = %name, error = %e, "stored policy does not parse")
+                }
+            }
+        }
+        for policy_arn in self.store.attached_policies(arn)? {
+            if let Some(p) = self.managed_policy_named(&policy_arn)? {
+                into.sources.push(if policy_arn.starts_with("arn:aws:iam::aws:") {
+                    "aws-managed"
+                } else {
+                    "user-managed"
+                });
+                into.identity.push(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// A managed policy's default version, compiled; None if it is gone or
+    /// does not parse.
+    fn managed_policy_named(&self, policy_arn: &str) -> Result<Option<NamedPolicy>, IdentityError> {
+        let Some((name, document)) = self.managed_document(policy_arn)? else {
+            return Ok(None);
+        };
+        match parse_policy(&document, PolicyKind::Identity) {
+            Ok(p) => Ok(Some(NamedPolicy::new(name, p).with_arn(policy_arn))),
+            Err(e) => {
+                tracing::warn!(policy = %policy_arn, error = %e, "stored policy does not parse");
+                Ok(None)
+            }
+        }
     }
 
     /// The name and default version's document of a managed policy.

@@ -35,7 +35,7 @@ pub struct SimulationRequest {
 pub struct MatchedStatement {
     /// The policy's name (or ARN for a managed policy, "resource" for the resource policy).
     pub source_policy_id: String,
-    /// SimulatePrincipalPolicy's `SourcePolicyType`: user, role, user-managed, aws-managed, resource.
+    /// SimulatePrincipalPolicy's `SourcePolicyType`: user, group, role, user-managed, aws-managed, resource.
     pub source_policy_type: &'static str,
     /// `Allow` or `Deny`.
     pub effect: &'static str,
@@ -119,7 +119,7 @@ impl Identity {
         let set = PolicySet {
             identity: &policies.identity,
             resource: resource_policy.as_ref(),
-            permissions_boundary: None,
+            permissions_boundary: policies.boundary.as_ref(),
             session: &[],
             resource_policy_required: false,
         };
@@ -144,11 +144,11 @@ impl Identity {
                 let evaluation = &simulation.evaluation;
                 let kind_of = |t: PolicyType, p: &NamedPolicy| match t {
                     PolicyType::Resource => "resource",
+                    PolicyType::Identity => policies.source_of(p),
+                    // A boundary is always a managed policy.
                     _ => match &p.arn {
                         Some(arn) if arn.starts_with("arn:aws:iam::aws:") => "aws-managed",
-                        Some(_) => "user-managed",
-                        None if row.kind == "role" => "role",
-                        None => "user",
+                        _ => "user-managed",
                     },
                 };
                 let matched = simulation

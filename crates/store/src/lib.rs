@@ -227,6 +227,17 @@ pub enum Write {
         principal_arn: String,
         policy_arn: String,
     },
+    /// Put a user in a group (no change if already in it); `NotFound` if
+    /// either is gone.
+    AddGroupMember {
+        group_arn: String,
+        user_arn: String,
+    },
+    /// `NotFound` if the user was not in the group.
+    RemoveGroupMember {
+        group_arn: String,
+        user_arn: String,
+    },
 }
 
 /// What a successful `Write` produced.
@@ -457,6 +468,10 @@ pub trait Store: Send + Sync + 'static {
     fn attached_policies(&self, principal_arn: &str) -> Result<Vec<String>>;
     /// How many principals a managed policy is attached to.
     fn attachment_count(&self, policy_arn: &str) -> Result<i64>;
+    /// ARNs of a group's users, sorted.
+    fn group_members(&self, group_arn: &str) -> Result<Vec<String>>;
+    /// ARNs of the groups a user is in, sorted.
+    fn groups_of(&self, user_arn: &str) -> Result<Vec<String>>;
 
     /// Commit a batch atomically and durably; results are in write order.
     fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {

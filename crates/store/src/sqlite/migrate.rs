@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/002_iam.sql")),
     (3, include_str!("../../migrations/sqlite/003_audit.sql")),
+    (4, include_str!("../../migrations/sqlite/004_groups.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

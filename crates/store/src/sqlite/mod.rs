@@ -283,6 +283,26 @@ impl Store for SqliteStore {
         self.read(|c| read::attachment_count(c, policy_arn))
     }
 
+    fn group_members(&self, group_arn: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            read::strings(
+                c,
+                "SELECT user_arn FROM group_members WHERE group_arn = ?1 ORDER BY user_arn",
+                group_arn,
+            )
+        })
+    }
+
+    fn groups_of(&self, user_arn: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            read::strings(
+                c,
+                "SELECT group_arn FROM group_members WHERE user_arn = ?1 ORDER BY group_arn",
+                user_arn,
+            )
+        })
+    }
+
     fn apply_with_event(&self, writes: Vec<Write>, event: Option<AuditRecord>) -> Result<Vec<Applied>> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.writer

@@ -369,10 +369,17 @@ pub(crate) fn policy_versions(conn: &Connection, policy_arn: &str) -> Result<Vec
 }
 
 pub(crate) fn attached_policies(conn: &Connection, principal_arn: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT policy_arn FROM policy_attachments WHERE principal_arn = ?1 ORDER BY policy_arn")
-        .map_err(backend)?;
-    let rows = stmt.query_map([principal_arn], |r| r.get(0)).map_err(backend)?;
+    strings(
+        conn,
+        "SELECT policy_arn FROM policy_attachments WHERE principal_arn = ?1 ORDER BY policy_arn",
+        principal_arn,
+    )
+}
+
+/// The single text column of a query with one text parameter.
+pub(crate) fn strings(conn: &Connection, sql: &str, arg: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt.query_map([arg], |r| r.get(0)).map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 

@@ -427,6 +427,43 @@ fn iam_rows_policies_attachments_and_cascades() {
     assert!(s.managed_policy(policy).unwrap().is_none());
 }
 
+#[test]
+fn group_membership_follows_its_group_and_user() {
+    let (_d, s) = store();
+    let group = "arn:aws:iam::000000000000:group/g";
+    let (alice, bob) = ("arn:aws:iam::000000000000:user/a", "arn:aws:iam::000000000000:user/b");
+    let member = |user: &str| Write::AddGroupMember {
+        group_arn: group.into(),
+        user_arn: user.into(),
+    };
+    s.apply(vec![
+        Write::CreatePrincipal(principal(group, "group", "g")),
+        Write::CreatePrincipal(principal(alice, "user", "a")),
+        Write::CreatePrincipal(principal(bob, "user", "b")),
+        member(bob),
+        member(alice),
+        member(alice),
+    ])
+    .unwrap();
+    assert_eq!(s.group_members(group).unwrap(), vec![alice.to_owned(), bob.to_owned()]);
+    assert_eq!(s.groups_of(alice).unwrap(), vec![group.to_owned()]);
+    // A user that does not exist can't join.
+    let ghost = s.apply(vec![member("arn:aws:iam::000000000000:user/ghost")]);
+    assert!(matches!(ghost, Err(StoreError::NotFound)), "{ghost:?}");
+    let remove = || Write::RemoveGroupMember {
+        group_arn: group.into(),
+        user_arn: bob.into(),
+    };
+    s.apply(vec![remove()]).unwrap();
+    assert!(matches!(s.apply(vec![remove()]), Err(StoreError::NotFound)));
+    // Deleting the user or the group ends the membership.
+    s.apply(vec![Write::DeletePrincipal { arn: alice.into() }]).unwrap();
+    assert!(s.group_members(group).unwrap().is_empty());
+    s.apply(vec![member(bob), Write::DeletePrincipal { arn: group.into() }])
+        .unwrap();
+    assert!(s.groups_of(bob).unwrap().is_empty());
+}
+
 /// A stand-in chain: the MAC is the previous MAC's first byte plus the
 /// number, enough to see linking order without a crypto dependency.
 struct TestLinker;

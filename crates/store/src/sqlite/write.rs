@@ -559,6 +559,24 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             "DELETE FROM policy_attachments WHERE principal_arn = ?1 AND policy_arn = ?2",
             params![principal_arn, policy_arn],
         ),
+        Write::AddGroupMember { group_arn, user_arn } => {
+            conn.prepare_cached(
+                "INSERT INTO group_members (group_arn, user_arn) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .map_err(backend)?
+            .execute(params![group_arn, user_arn])
+            .map_err(|e| match constraint(e, "group member") {
+                // The foreign keys: the group or the user is gone.
+                StoreError::Duplicate(_) => StoreError::NotFound,
+                other => other,
+            })?;
+            Ok(Applied::Done)
+        }
+        Write::RemoveGroupMember { group_arn, user_arn } => exactly_one(
+            conn,
+            "DELETE FROM group_members WHERE group_arn = ?1 AND user_arn = ?2",
+            params![group_arn, user_arn],
+        ),
     }
 }
 
