@@ -103,6 +103,9 @@ pub struct SessionContext {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub session_issuer: Option<SessionIssuer>,
     pub attributes: SessionAttributes,
+    /// AssumeRole's SourceIdentity, kept through role chaining.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source_identity: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

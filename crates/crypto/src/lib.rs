@@ -138,6 +138,8 @@ impl std::fmt::Debug for RootKey {
 pub enum Purpose {
     KmsKeyMaterial,
     AccessKeySecret,
+    /// The TOTP seeds of virtual MFA devices.
+    MfaSeed,
 }
 
 impl Purpose {
@@ -145,6 +147,7 @@ impl Purpose {
         match self {
             Purpose::KmsKeyMaterial => "kms-key-material",
             Purpose::AccessKeySecret => "access-key-secret",
+            Purpose::MfaSeed => "mfa-seed",
         }
     }
 }

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use tumbler_iam::{ContextKeys, NamedPolicy, ParseOptions, PolicyErrorKind, PolicyKind};
+use tumbler_iam::{ContextKeys, ParseOptions, PolicyErrorKind, PolicyKind};
 use tumbler_store::{AccessKeyRow, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, StoreError, Write};
 use tumbler_wire::AwsError;
-use tumbler_wire::query::{IAM_XMLNS, STS_XMLNS, Xml, response_xml};
+use tumbler_wire::query::{IAM_XMLNS, Xml, response_xml};
 
 use crate::authz::{
     AWS_MANAGED, ManagedPolicyMeta, PrincipalMeta, RequestInfo, ResourcePolicy, Tag, aws_managed, jiff_iso,
@@ -17,6 +17,8 @@ use crate::token::SessionClaims;
 use crate::{Identity, IdentityError, Principal, new_access_key_id, new_secret_access_key, random_from};
 
 mod groups;
+mod mfa;
+mod sts;
 
 pub type Params = BTreeMap<String, String>;
 
@@ -586,6 +588,12 @@ impl Identity {
             "AttachGroupPolicy" => self.attach(call, "group", true)?,
             "DetachGroupPolicy" => self.attach(call, "group", false)?,
             "ListAttachedGroupPolicies" => self.list_attached(call, "group")?,
+            "CreateVirtualMFADevice" => self.create_virtual_mfa_device(call)?,
+            "EnableMFADevice" => self.enable_mfa_device(call)?,
+            "DeactivateMFADevice" => self.deactivate_mfa_device(call)?,
+            "DeleteVirtualMFADevice" => self.delete_virtual_mfa_device(call)?,
+            "ListMFADevices" => self.list_mfa_devices(call)?,
+            "ListVirtualMFADevices" => self.list_virtual_mfa_devices(call)?,
             "" => return Err(AwsError::unknown_operation("The request names no Action.")),
             other => {
                 return Err(AwsError::unknown_operation(format!(
@@ -674,6 +682,12 @@ impl Identity {
         self.user(account, name)?;
         if !db(self.store.access_keys_of(&arn))?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must delete access keys first."));
+        }
+        if db(self.store.mfa_devices(account))?
+            .iter()
+            .any(|d| d.user_arn.as_deref() == Some(arn.as_str()))
+        {
+            return Err(delete_conflict("Cannot delete entity, must delete MFA device first."));
         }
         if !db(self.store.groups_of(&arn))?.is_empty() {
             return Err(delete_conflict(
@@ -1586,216 +1600,6 @@ impl Identity {
         .map_err(internal)?;
         Ok(Some(String::new()))
     }
-
-    // ---- STS ----
-
-    /// An STS Query call (Version 2011-06-15).
-    pub fn sts_call(&self, call: &Call<'_>) -> Result<Vec<u8>, AwsError> {
-        let action = call.params.get("Action").map(String::as_str).unwrap_or_default();
-        let result = match action {
-            "GetCallerIdentity" => {
-                let mut x = Xml::new();
-                x.field("Arn", &call.caller.arn)
-                    .field("UserId", &call.caller.user_id)
-                    .field("Account", &call.caller.account);
-                x.into_string()
-            }
-            "GetSessionToken" => self.get_session_token(call)?,
-            "AssumeRole" => self.assume_role(call)?,
-            "" => return Err(AwsError::unknown_operation("The request names no Action.")),
-            other => {
-                return Err(AwsError::unknown_operation(format!(
-                    "Could not find operation {other} for version 2011-06-15"
-                )));
-            }
-        };
-        Ok(response_xml(action, STS_XMLNS, Some(&result), call.request_id))
-    }
-
-    fn issue(&self, claims: SessionClaims) -> Result<(String, String), AwsError> {
-        let token = self.sealer.seal(&claims).map_err(internal)?;
-        let mut x = Xml::new();
-        x.open("Credentials")
-            .field("AccessKeyId", &claims.access_key_id)
-            .field("SecretAccessKey", &claims.secret)
-            .field("SessionToken", &token)
-            .field("Expiration", &jiff_iso(claims.expires_s))
-            .close("Credentials");
-        Ok((x.into_string(), token))
-    }
-
-    fn get_session_token(&self, call: &Call<'_>) -> Result<String, AwsError> {
-        let duration = int_param(call.params, "DurationSeconds", 900, 129_600)?.unwrap_or(43_200);
-        if call.caller.session.is_some() || call.caller.kind != "user" {
-            return Err(access_denied("Cannot call GetSessionToken with session credentials"));
-        }
-        let now = call.request.now.as_second();
-        let claims = SessionClaims {
-            access_key_id: session_access_key_id()?,
-            secret: new_secret_access_key()?.expose().to_owned(),
-            issued_s: now,
-            expires_s: now + duration,
-            account: call.caller.account.clone(),
-            arn: call.caller.arn.clone(),
-            user_id: call.caller.user_id.clone(),
-            role_arn: None,
-            session_name: None,
-            session_policy: None,
-            tags: Vec::new(),
-        };
-        Ok(self.issue(claims)?.0)
-    }
-
-    fn assume_role(&self, call: &Call<'_>) -> Result<String, AwsError> {
-        let params = call.params;
-        let target = required(params, "RoleArn")?;
-        if target.len() < 20 || target.len() > 2048 {
-            return Err(validation(
-                "roleArn",
-                target,
-                "Member must have length greater than or equal to 20",
-            ));
-        }
-        let session_name = required(params, "RoleSessionName")?;
-        let len = session_name.chars().count();
-        if len < 2 {
-            return Err(validation(
-                "roleSessionName",
-                session_name,
-                "Member must have length greater than or equal to 2",
-            ));
-        }
-        if len > 64 {
-            return Err(validation(
-                "roleSessionName",
-                session_name,
-                "Member must have length less than or equal to 64",
-            ));
-        }
-        if !session_name.chars().all(is_name_char) {
-            return Err(validation(
-                "roleSessionName",
-                session_name,
-                "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
-            ));
-        }
-        let duration = int_param(params, "DurationSeconds", 900, 43_200)?.unwrap_or(3600);
-        let session_policy = params.get("Policy").cloned();
-        if let Some(p) = &session_policy {
-            if p.chars().count() > SESSION_POLICY_SIZE {
-                return Err(validation(
-                    "policy",
-                    "...",
-                    &format!("Member must have length less than or equal to {SESSION_POLICY_SIZE}"),
-                ));
-            }
-            match ParseOptions::new(PolicyKind::Session).parse(p) {
-                Ok(_) => {}
-                Err(e) => return Err(AwsError::custom("MalformedPolicyDocument", 400, e.to_string())),
-            }
-        }
-        let tags = tags_param(params)?;
-        let external_id = params.get("ExternalId");
-
-        let denied = || {
-            access_denied(format!(
-                "User: {} is not authorized to perform: sts:AssumeRole on resource: {target}",
-                call.caller.arn
-            ))
-        };
-        let role = db(self.store.principal(target))?
-            .filter(|r| r.kind == "role")
-            .ok_or_else(denied)?;
-        let meta = PrincipalMeta::parse(&role.meta);
-        let trust = meta
-            .assume_role_policy_document
-            .as_deref()
-            .and_then(|d| tumbler_iam::parse_policy(d, PolicyKind::Trust).ok())
-            .ok_or_else(denied)?;
-        let trust = NamedPolicy::new(format!("{} trust policy", role.name), trust);
-        let mut keys = request_tag_keys(&tags);
-        keys.insert("sts:RoleSessionName", session_name);
-        if let Some(id) = external_id {
-            keys.insert("sts:ExternalId", id.clone());
-        }
-        // Passing session tags also needs sts:TagSession, as on AWS.
-        let actions: &[&str] = if tags.is_empty() {
-            &["sts:AssumeRole"]
-        } else {
-            &["sts:AssumeRole", "sts:TagSession"]
-        };
-        for action in actions {
-            let auth = self.authorize(
-                call.caller,
-                action,
-                target,
-                &call.request,
-                keys.clone(),
-                Some(ResourcePolicy {
-                    policy: &trust,
-                    required: true,
-                }),
-            )?;
-            if !auth.is_allowed() {
-                return Err(if *action == "sts:AssumeRole" {
-                    denied()
-                } else {
-                    access_denied(format!(
-                        "User: {} is not authorized to perform: sts:TagSession on resource: {target}",
-                        call.caller.arn
-                    ))
-                });
-            }
-        }
-        let chained = call.caller.session.as_ref().is_some_and(|s| s.role_arn.is_some());
-        if chained && duration > 3600 {
-            return Err(AwsError::validation(
-                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
-            ));
-        }
-        let max = meta.max_session_duration.unwrap_or(3600);
-        if duration > max {
-            return Err(AwsError::validation(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            ));
-        }
-        let now = call.request.now.as_second();
-        let assumed = tumbler_iam::Principal::assumed_role(&role.arn, session_name, &role.unique_id)
-            .ok_or_else(|| internal("role ARN does not parse"))?;
-        let packed = {
-            let policy_chars = session_policy
-                .as_deref()
-                .map(|p| p.chars().filter(|c| !c.is_whitespace()).count())
-                .unwrap_or(0);
-            let tag_chars: usize = tags.iter().map(|t| t.key.len() + t.value.len()).sum();
-            (policy_chars + tag_chars) * 100 / SESSION_POLICY_SIZE
-        };
-        let claims = SessionClaims {
-            access_key_id: session_access_key_id()?,
-            secret: new_secret_access_key()?.expose().to_owned(),
-            issued_s: now,
-            expires_s: now + duration,
-            account: role.account.clone(),
-            arn: assumed.arn.clone(),
-            user_id: assumed.user_id.clone(),
-            role_arn: Some(role.arn.clone()),
-            session_name: Some(session_name.into()),
-            session_policy,
-            tags: tags.into_iter().map(|t| (t.key, t.value)).collect(),
-        };
-        let has_packed = claims.session_policy.is_some() || !claims.tags.is_empty();
-        let (credentials, _) = self.issue(claims)?;
-        let mut x = Xml::new();
-        x.open("AssumedRoleUser")
-            .field("AssumedRoleId", &assumed.user_id)
-            .field("Arn", &assumed.arn)
-            .close("AssumedRoleUser");
-        let mut out = x.into_string() + &credentials;
-        if has_packed {
-            out.push_str(&format!("<PackedPolicySize>{packed}</PackedPolicySize>"));
-        }
-        Ok(out)
-    }
 }
 
 fn group_arn(account: &str, name: &str) -> String {
@@ -1817,9 +1621,4 @@ fn user_arn(account: &str, name: &str) -> String {
 
 fn role_arn(account: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:role/{name}")
-}
-
-/// `ASIA` + 16 characters: temporary credentials' access key ids.
-fn session_access_key_id() -> Result<String, IdentityError> {
-    Ok(format!("ASIA{}", random_from(ID_ALPHABET, 16)?))
 }

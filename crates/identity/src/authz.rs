@@ -13,6 +13,15 @@ use crate::{Identity, IdentityError, Principal};
 const ALLOWS_NOTHING: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"tumbler:NoAction","Resource":"*"}]}"#;
 
+/// A stand-in for a managed policy that is gone, named by its ARN.
+fn allows_nothing(arn: &str) -> NamedPolicy {
+    NamedPolicy::new(
+        arn,
+        parse_policy(ALLOWS_NOTHING, PolicyKind::Identity).expect("constant policy parses"),
+    )
+    .with_arn(arn)
+}
+
 pub(crate) const ADMINISTRATOR_ACCESS: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 /// AWS-managed policies Tumbler provides: (name, policy id, document).
@@ -189,17 +198,30 @@ impl Identity {
         }
         if let Some(s) = session {
             keys.insert("aws:TokenIssueTime", jiff_iso(s.issued_s));
+            // Present for temporary credentials only, as on AWS; a service
+            // that checked an MFA code for this very request set it already.
+            if keys.get("aws:MultiFactorAuthPresent").is_none() {
+                keys.insert_bool("aws:MultiFactorAuthPresent", s.mfa_s.is_some());
+                if let Some(at) = s.mfa_s {
+                    keys.insert(
+                        "aws:MultiFactorAuthAge",
+                        (request.now.as_second() - at).max(0).to_string(),
+                    );
+                }
+            }
+            if let Some(id) = &s.source_identity {
+                keys.insert("aws:SourceIdentity", id.clone());
+            }
         }
         if resource.starts_with("arn:aws:iam::aws:") {
             // AWS-managed policies belong to every account, as on AWS: no
             // cross-account resource policy is needed to read or attach them.
             context.resource_account = Some(caller.account.clone());
         }
-        let session_policies: Vec<NamedPolicy> = session
-            .and_then(|s| s.session_policy.as_deref())
-            .and_then(|doc| self.session_policy(doc))
-            .map(|p| vec![p])
-            .unwrap_or_default();
+        let session_policies = match session {
+            Some(s) => self.session_policies_of(s)?,
+            None => Vec::new(),
+        };
         let set = PolicySet {
             identity: &policies.identity,
             resource: resource_policy.map(|r| r.policy),
@@ -221,6 +243,41 @@ impl Identity {
             message: evaluation.denial_message(&caller.arn, action, resource),
             statements: evaluation.statements.iter().map(|s| s.to_string()).collect(),
         })
+    }
+
+    /// A session's inline policy and managed session policies (PolicyArns).
+    fn session_policies_of(&self, s: &crate::token::SessionClaims) -> Result<Vec<NamedPolicy>, IdentityError> {
+        let mut policies: Vec<NamedPolicy> = s
+            .session_policy
+            .as_deref()
+            .and_then(|doc| self.session_policy(doc))
+            .into_iter()
+            .collect();
+        for arn in &s.policy_arns {
+            policies.push(self.managed_session_policy(arn)?);
+        }
+        Ok(policies)
+    }
+
+    /// A managed session policy's current default version, cached until
+    /// the next IAM change. One that is gone allows nothing: dropping it
+    /// would lift the session's limits instead.
+    fn managed_session_policy(&self, arn: &str) -> Result<NamedPolicy, IdentityError> {
+        let key = format!("arn\0{arn}");
+        if let Some(p) = self.session_policies.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let policy = match self.managed_policy_named(arn)? {
+            Some(p) => p,
+            None => allows_nothing(arn),
+        };
+        if let Ok(mut m) = self.session_policies.write() {
+            if m.len() >= 1024 {
+                m.clear();
+            }
+            m.insert(key, policy.clone());
+        }
+        Ok(policy)
     }
 
     /// A session's inline policy, compiled once: it comes with every request
@@ -266,11 +323,7 @@ impl Identity {
                     None => {
                         // A boundary that can't be read must not lift the cap.
                         tracing::warn!(principal = arn, policy = %boundary, "permissions boundary unreadable; it allows nothing");
-                        NamedPolicy::new(
-                            boundary.clone(),
-                            parse_policy(ALLOWS_NOTHING, PolicyKind::Identity).expect("constant policy parses"),
-                        )
-                        .with_arn(boundary.clone())
+                        allows_nothing(boundary)
                     }
                 });
             }

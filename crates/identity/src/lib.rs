@@ -97,6 +97,7 @@ pub type SigningCredential = (Arc<Principal>, Arc<SigningKey>);
 pub struct Identity {
     store: Arc<dyn Store>,
     kek: Kek,
+    mfa_kek: Kek,
     credentials: RwLock<HashMap<String, Arc<Credential>>>,
     /// Derived signing keys by (access key, date, region, service): deriving
     /// costs four HMACs, verifying with a cached key one.
@@ -104,7 +105,8 @@ pub struct Identity {
     sealer: TokenSealer,
     /// Each principal's assembled identity policies and tags.
     policies: RwLock<HashMap<String, Arc<authz::PrincipalPolicies>>>,
-    /// Compiled session policies by their text.
+    /// Compiled session policies by their text, and managed session
+    /// policies by `arn\0` + ARN.
     session_policies: RwLock<HashMap<String, NamedPolicy>>,
     /// Serializes IAM changes on this node (see `iam_call`).
     iam_writes: std::sync::Mutex<()>,
@@ -145,6 +147,7 @@ impl Identity {
         Self {
             store,
             kek: root.derive(Purpose::AccessKeySecret),
+            mfa_kek: root.derive(Purpose::MfaSeed),
             credentials: RwLock::new(HashMap::new()),
             signing_keys: RwLock::new(HashMap::new()),
             sealer: TokenSealer::new(root),
@@ -163,6 +166,10 @@ impl Identity {
             m.clear();
         }
         if let Ok(mut m) = self.signing_keys.write() {
+            m.clear();
+        }
+        // Managed session policies are cached here too.
+        if let Ok(mut m) = self.session_policies.write() {
             m.clear();
         }
     }

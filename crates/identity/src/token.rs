@@ -45,6 +45,16 @@ pub struct SessionClaims {
     pub session_policy: Option<String>,
     #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// Managed session policies passed to AssumeRole (PolicyArns); their
+    /// current default versions apply, as on AWS.
+    #[serde(rename = "pa", default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_arns: Vec<String>,
+    /// AssumeRole's SourceIdentity, kept through role chaining.
+    #[serde(rename = "si", default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    /// When an MFA code was checked for this session (Unix seconds).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub mfa_s: Option<i64>,
 }
 
 impl std::fmt::Debug for SessionClaims {
@@ -144,6 +154,9 @@ mod tests {
             session_name: Some("s".into()),
             session_policy: None,
             tags: vec![("team".into(), "blue".into())],
+            policy_arns: Vec::new(),
+            source_identity: None,
+            mfa_s: None,
         }
     }
 

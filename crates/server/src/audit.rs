@@ -118,8 +118,9 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
             session_issuer: issuer,
             attributes: SessionAttributes {
                 creation_date: issued,
-                mfa_authenticated: "false".into(),
+                mfa_authenticated: s.mfa_s.is_some().to_string(),
             },
+            source_identity: s.source_identity.clone(),
         });
     }
     u

@@ -238,6 +238,32 @@ pub enum Write {
         group_arn: String,
         user_arn: String,
     },
+    /// `Duplicate` if the serial is taken.
+    CreateMfaDevice(MfaDeviceRow),
+    /// Assign a device to a user; `NotFound` unless it exists and is unassigned.
+    EnableMfaDevice {
+        serial: String,
+        user_arn: String,
+        enabled_ms: i64,
+        last_step: i64,
+    },
+    /// `NotFound` unless the device is enabled for this user.
+    DeactivateMfaDevice {
+        serial: String,
+        user_arn: String,
+    },
+    /// `NotFound` unless the device exists and is unassigned.
+    DeleteMfaDevice {
+        serial: String,
+    },
+    /// Accept a code of TOTP step `step`: `NotFound` if the device is not
+    /// enabled for this user or a code of this step or a later one was
+    /// accepted already (a replay).
+    UseMfaCode {
+        serial: String,
+        user_arn: String,
+        step: i64,
+    },
 }
 
 /// What a successful `Write` produced.
@@ -306,6 +332,29 @@ pub struct PrincipalRow {
     pub unique_id: String,
     pub created_ms: i64,
     pub meta: String,
+}
+
+/// A virtual MFA device; `user_arn` and `enabled_ms` are set while it is
+/// enabled for a user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaDeviceRow {
+    /// `arn:aws:iam::ACCOUNT:mfa/NAME`.
+    pub serial: String,
+    pub account: String,
+    pub sealed_seed: Vec<u8>,
+    pub created_ms: i64,
+    pub user_arn: Option<String>,
+    pub enabled_ms: Option<i64>,
+    pub last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for MfaDeviceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaDeviceRow")
+            .field("serial", &self.serial)
+            .field("user_arn", &self.user_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -472,6 +521,9 @@ pub trait Store: Send + Sync + 'static {
     fn group_members(&self, group_arn: &str) -> Result<Vec<String>>;
     /// ARNs of the groups a user is in, sorted.
     fn groups_of(&self, user_arn: &str) -> Result<Vec<String>>;
+    fn mfa_device(&self, serial: &str) -> Result<Option<MfaDeviceRow>>;
+    /// An account's MFA devices, by serial.
+    fn mfa_devices(&self, account: &str) -> Result<Vec<MfaDeviceRow>>;
 
     /// Commit a batch atomically and durably; results are in write order.
     fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>> {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/002_iam.sql")),
     (3, include_str!("../../migrations/sqlite/003_audit.sql")),
     (4, include_str!("../../migrations/sqlite/004_groups.sql")),
+    (5, include_str!("../../migrations/sqlite/005_mfa.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -19,8 +19,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{
     AccessKeyRow, AccessTouch, Applied, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery, ManagedPolicyRow,
-    PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing, SecretState, Store, StoreError,
-    StoredAuditEvent, Write,
+    MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing, SecretState, Store,
+    StoreError, StoredAuditEvent, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -291,6 +291,14 @@ impl Store for SqliteStore {
                 group_arn,
             )
         })
+    }
+
+    fn mfa_device(&self, serial: &str) -> Result<Option<MfaDeviceRow>> {
+        self.read(|c| Ok(read::mfa_devices(c, "serial", serial)?.pop()))
+    }
+
+    fn mfa_devices(&self, account: &str) -> Result<Vec<MfaDeviceRow>> {
+        self.read(|c| read::mfa_devices(c, "account", account))
     }
 
     fn groups_of(&self, user_arn: &str) -> Result<Vec<String>> {

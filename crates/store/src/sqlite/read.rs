@@ -376,6 +376,35 @@ pub(crate) fn attached_policies(conn: &Connection, principal_arn: &str) -> Resul
     )
 }
 
+/// MFA devices whose `column` (`serial` or `account`) is `value`.
+pub(crate) fn mfa_devices(conn: &Connection, column: &str, value: &str) -> Result<Vec<crate::MfaDeviceRow>> {
+    let sql = match column {
+        "serial" => {
+            "SELECT serial, account, sealed_seed, created_ms, user_arn, enabled_ms, last_step
+                     FROM mfa_devices WHERE serial = ?1"
+        }
+        _ => {
+            "SELECT serial, account, sealed_seed, created_ms, user_arn, enabled_ms, last_step
+              FROM mfa_devices WHERE account = ?1 ORDER BY serial"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map([value], |r| {
+            Ok(crate::MfaDeviceRow {
+                serial: r.get(0)?,
+                account: r.get(1)?,
+                sealed_seed: r.get(2)?,
+                created_ms: r.get(3)?,
+                user_arn: r.get(4)?,
+                enabled_ms: r.get(5)?,
+                last_step: r.get(6)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
 /// The single text column of a query with one text parameter.
 pub(crate) fn strings(conn: &Connection, sql: &str, arg: &str) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;

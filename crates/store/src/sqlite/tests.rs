@@ -553,3 +553,59 @@ fn events_need_an_audit_trail() {
     let (_d, s) = store();
     assert!(record_sync(&s, event("GetSecretValue", "a")).is_err());
 }
+
+#[test]
+fn mfa_devices_enable_once_and_never_accept_a_step_twice() {
+    use crate::MfaDeviceRow;
+    let (_d, s) = store();
+    let user = "arn:aws:iam::000000000000:user/u";
+    let serial = "arn:aws:iam::000000000000:mfa/u";
+    let device = MfaDeviceRow {
+        serial: serial.into(),
+        account: "000000000000".into(),
+        sealed_seed: vec![9; 40],
+        created_ms: 1,
+        user_arn: None,
+        enabled_ms: None,
+        last_step: None,
+    };
+    s.apply(vec![
+        Write::CreatePrincipal(principal(user, "user", "u")),
+        Write::CreateMfaDevice(device.clone()),
+    ])
+    .unwrap();
+    assert!(matches!(
+        s.apply(vec![Write::CreateMfaDevice(device)]),
+        Err(StoreError::Duplicate(_))
+    ));
+    let enable = || Write::EnableMfaDevice {
+        serial: serial.into(),
+        user_arn: user.into(),
+        enabled_ms: 5,
+        last_step: 100,
+    };
+    s.apply(vec![enable()]).unwrap();
+    assert!(matches!(s.apply(vec![enable()]), Err(StoreError::NotFound)));
+    let got = s.mfa_device(serial).unwrap().unwrap();
+    assert_eq!((got.user_arn.as_deref(), got.last_step), (Some(user), Some(100)));
+    let use_code = |step| Write::UseMfaCode {
+        serial: serial.into(),
+        user_arn: user.into(),
+        step,
+    };
+    // The enabling codes' step, and anything before it, can't be reused.
+    assert!(matches!(s.apply(vec![use_code(100)]), Err(StoreError::NotFound)));
+    s.apply(vec![use_code(101)]).unwrap();
+    assert!(matches!(s.apply(vec![use_code(101)]), Err(StoreError::NotFound)));
+    // An enabled device can't be deleted; a deactivated one can.
+    let delete = || Write::DeleteMfaDevice { serial: serial.into() };
+    assert!(matches!(s.apply(vec![delete()]), Err(StoreError::NotFound)));
+    s.apply(vec![Write::DeactivateMfaDevice {
+        serial: serial.into(),
+        user_arn: user.into(),
+    }])
+    .unwrap();
+    assert!(matches!(s.apply(vec![use_code(102)]), Err(StoreError::NotFound)));
+    s.apply(vec![delete()]).unwrap();
+    assert!(s.mfa_devices("000000000000").unwrap().is_empty());
+}

@@ -577,6 +577,42 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             "DELETE FROM group_members WHERE group_arn = ?1 AND user_arn = ?2",
             params![group_arn, user_arn],
         ),
+        Write::CreateMfaDevice(d) => {
+            conn.prepare_cached(
+                "INSERT INTO mfa_devices (serial, account, sealed_seed, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![d.serial, d.account, d.sealed_seed, d.created_ms])
+            .map_err(|e| constraint(e, "mfa device"))?;
+            Ok(Applied::Done)
+        }
+        Write::EnableMfaDevice {
+            serial,
+            user_arn,
+            enabled_ms,
+            last_step,
+        } => exactly_one(
+            conn,
+            "UPDATE mfa_devices SET user_arn = ?2, enabled_ms = ?3, last_step = ?4
+             WHERE serial = ?1 AND user_arn IS NULL",
+            params![serial, user_arn, enabled_ms, last_step],
+        ),
+        Write::DeactivateMfaDevice { serial, user_arn } => exactly_one(
+            conn,
+            "UPDATE mfa_devices SET user_arn = NULL, enabled_ms = NULL WHERE serial = ?1 AND user_arn = ?2",
+            params![serial, user_arn],
+        ),
+        Write::DeleteMfaDevice { serial } => exactly_one(
+            conn,
+            "DELETE FROM mfa_devices WHERE serial = ?1 AND user_arn IS NULL",
+            params![serial],
+        ),
+        Write::UseMfaCode { serial, user_arn, step } => exactly_one(
+            conn,
+            "UPDATE mfa_devices SET last_step = ?3
+             WHERE serial = ?1 AND user_arn = ?2 AND (last_step IS NULL OR last_step < ?3)",
+            params![serial, user_arn, step],
+        ),
     }
 }
 
