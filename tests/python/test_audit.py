@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import sqlite3
+import time
 import subprocess
 import uuid
 
@@ -395,3 +396,58 @@ def test_cloudtrail_lookup_events(audited):
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "cloudtrail:LookupEvents" in e.value.response["Error"]["Message"]
     assert len(events(audited, "--event-name", "LookupEvents")) >= 8
+
+
+def test_prune_keeps_the_rest_verifiable(audited):
+    sm = make_client(audited)
+    for i in range(6):
+        sm.create_secret(Name=f"prune-{i}", SecretString="x")
+    with db(audited) as c:
+        (mac5,) = c.execute("SELECT hex(mac) FROM audit_events WHERE seq = 5").fetchone()
+    # While the server runs, as an operator would.
+    pruned = tumbler(audited, "prune", "--before", "2999-01-01T00:00:00Z")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 5 events" in pruned.stdout  # the newest event stays
+    assert tumbler(audited, "prune", "--older-than-days", "1").stdout.startswith("nothing to prune")
+    sm.create_secret(Name="prune-after", SecretString="x")
+    ok = tumbler(audited, "verify", "--expect-events", "5", "--expect-mac", mac5)
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 7 events (events 1 to 5 pruned at" in ok.stdout
+    assert [e["requestParameters"]["name"] for e in events(audited)] == ["prune-5", "prune-after"]
+
+    audited.kill()
+    # Removing the first event left after the anchor shows.
+    with db(audited) as c:
+        (json6, m6) = c.execute("SELECT json, mac FROM audit_events WHERE seq = 6").fetchone()
+        c.execute("DELETE FROM audit_events WHERE seq = 6")
+    gap = tumbler(audited, "verify")
+    assert gap.returncode != 0 and "event 6 is missing" in gap.stderr
+    # Moving the anchor over it without the root key does not pass either.
+    with db(audited) as c:
+        c.execute("UPDATE audit_anchor SET seq = 6, mac = ?", (m6,))
+    forged = tumbler(audited, "verify")
+    assert forged.returncode != 0 and "not authentic" in forged.stderr
+    # A broken chain is never pruned.
+    with db(audited) as c:
+        c.execute("INSERT INTO audit_events (seq, json, mac) VALUES (6, ?, ?)", (json6.replace("prune-5", "prune-X"), m6))
+        c.execute("UPDATE audit_anchor SET seq = 5, mac = X'" + mac5 + "'")
+    refused = tumbler(audited, "prune", "--before", "2999-01-01T00:00:00Z")
+    assert refused.returncode != 0 and "broken at event 6" in refused.stderr
+    with db(audited) as c:
+        assert c.execute("SELECT COUNT(*) FROM audit_events").fetchone() == (2,)
+
+
+def test_server_retention_keeps_recent_events(tmp_path):
+    srv = start_server(tmp_path, env={"TUMBLER_AUDIT_RETENTION_DAYS": "1"})
+    try:
+        sm = make_client(srv)
+        for i in range(3):
+            sm.create_secret(Name=f"kept-{i}", SecretString="x")
+        time.sleep(0.5)
+        ok = tumbler(srv, "verify")
+        assert ok.returncode == 0 and "intact: 3 events;" in ok.stdout, ok.stdout + ok.stderr
+    finally:
+        srv.kill()
+    # A retention of 0 days is refused at start.
+    r = run_tumbler("server", "--data-dir", str(tmp_path / "x"), "--audit-retention-days", "0")
+    assert r.returncode != 0 and "audit-retention-days" in r.stderr

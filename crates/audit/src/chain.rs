@@ -10,12 +10,16 @@ pub struct StoredEvent {
     pub mac: Vec<u8>,
 }
 
-/// The end of a verified chain: how many events, and the last MAC (hex).
+/// The end of a verified chain: the last event's number (the count of
+/// events ever recorded, pruned ones included), and its MAC (hex).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainHead {
     pub events: u64,
     pub last_mac: String,
 }
+
+/// Domain separation: an anchor's MAC can't pass for an event's.
+const ANCHOR_LABEL: &[u8] = b"tumbler audit anchor";
 
 /// Where and why verification failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,11 +46,43 @@ impl Chain {
         self.key.sign(&[prev, &seq.to_be_bytes(), json.as_bytes()])
     }
 
+    /// The MAC that vouches for a prune anchor: events up to `seq` are
+    /// gone, and event `seq` had MAC `mac`.
+    pub fn anchor_mac(&self, seq: u64, mac: &[u8]) -> [u8; 32] {
+        self.key.sign(&[ANCHOR_LABEL, &seq.to_be_bytes(), mac])
+    }
+
     /// Checks events in stored order: numbered 1, 2, ... without a gap, and
     /// each MAC made over its predecessor's. Reports the first break.
     pub fn verify(&self, events: impl IntoIterator<Item = StoredEvent>) -> Result<ChainHead, ChainBreak> {
-        let mut prev = vec![0u8; 32];
-        let mut expected = 1u64;
+        self.verify_from(None, events)
+    }
+
+    /// `verify` for a chain whose first events were pruned: it starts after
+    /// `anchor`, whose own MAC must be authentic.
+    pub fn verify_from(
+        &self,
+        anchor: Option<&tumbler_store::AuditAnchor>,
+        events: impl IntoIterator<Item = StoredEvent>,
+    ) -> Result<ChainHead, ChainBreak> {
+        let (mut prev, mut expected) = match anchor {
+            None => (vec![0u8; 32], 1u64),
+            Some(a) => {
+                if !self
+                    .key
+                    .verify(&[ANCHOR_LABEL, &a.seq.to_be_bytes(), &a.mac], &a.anchor_mac)
+                {
+                    return Err(ChainBreak {
+                        seq: a.seq,
+                        reason: format!(
+                            "the record that events 1 to {} were pruned is not authentic: events were cut off the start",
+                            a.seq
+                        ),
+                    });
+                }
+                (a.mac.clone(), a.seq + 1)
+            }
+        };
         for e in events {
             if e.seq != expected {
                 return Err(ChainBreak {
@@ -142,6 +178,32 @@ mod tests {
         swapped[1].seq = b;
         swapped[2].seq = a;
         assert_eq!(c.verify(swapped).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn a_pruned_chain_verifies_from_its_anchor_only() {
+        let c = chain(1);
+        let all = events(&c, 5);
+        let anchor = tumbler_store::AuditAnchor {
+            seq: 2,
+            mac: all[1].mac.clone(),
+            anchor_mac: c.anchor_mac(2, &all[1].mac).to_vec(),
+            pruned_ms: 0,
+        };
+        let rest = all[2..].to_vec();
+        assert_eq!(c.verify_from(Some(&anchor), rest.clone()).unwrap().events, 5);
+        // Without the anchor, the pruned chain is missing its start.
+        assert_eq!(c.verify(rest.clone()).unwrap_err().seq, 1);
+        // An anchor made without the key (copying event 3's MAC) is refused.
+        let forged = tumbler_store::AuditAnchor {
+            seq: 3,
+            mac: all[2].mac.clone(),
+            anchor_mac: chain(2).anchor_mac(3, &all[2].mac).to_vec(),
+            pruned_ms: 0,
+        };
+        assert_eq!(c.verify_from(Some(&forged), all[3..].to_vec()).unwrap_err().seq, 3);
+        // An authentic anchor with events removed after it: the gap shows.
+        assert_eq!(c.verify_from(Some(&anchor), all[3..].to_vec()).unwrap_err().seq, 3);
     }
 
     #[test]

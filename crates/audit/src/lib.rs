@@ -19,11 +19,13 @@
 mod chain;
 mod journal;
 mod lookup;
+mod prune;
 mod redact;
 
 pub use chain::{Chain, ChainBreak, ChainHead, StoredEvent};
 pub use journal::{CallJournal, query_parameters, response_elements};
 pub use lookup::lookup_events;
+pub use prune::{PruneError, Pruned, prune};
 pub use redact::{is_sensitive_field, redact};
 
 use serde::{Deserialize, Serialize};

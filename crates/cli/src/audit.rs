@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use tumbler_audit::{Chain, StoredEvent};
-use tumbler_crypto::MacPurpose;
+use tumbler_audit::StoredEvent;
 use tumbler_store::{AuditQuery, Store};
 
 #[derive(Subcommand)]
@@ -35,6 +34,24 @@ pub enum AuditCommand {
         dir: DataDir,
         #[arg(long, default_value_t = 0)]
         after_seq: u64,
+    },
+    /// Delete the events recorded before a time (export them first to keep
+    /// them). The events removed are verified first, and the chain keeps a
+    /// MAC-protected record of where it now starts, so `verify` still
+    /// detects any other removal. The newest event is always kept.
+    Prune {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Remove events recorded before this time (RFC 3339)...
+        #[arg(
+            long,
+            conflicts_with = "older_than_days",
+            required_unless_present = "older_than_days"
+        )]
+        before: Option<String>,
+        /// ...or more than this many days ago.
+        #[arg(long)]
+        older_than_days: Option<u32>,
     },
 }
 
@@ -133,16 +150,25 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
             expect_events,
             expect_mac,
         } => {
-            let root = crate::init::root_key(&dir.data_dir, false)?;
-            let chain = Chain::new(root.derive_mac(MacPurpose::AuditChain));
+            let chain = crate::init::audit_chain(&crate::init::root_key(&dir.data_dir, false)?);
             let store = open(&dir)?;
+            let anchor = store.audit_anchor().context("cannot read the audit trail")?;
             // Stream pages into the verifier; a read error ends the stream
             // and is reported after.
             let mut read_error = None;
-            let mut after = 0u64;
+            let mut after = anchor.as_ref().map_or(0, |a| a.seq);
+            let mut mac_at_expected: Option<String> = match (&anchor, expect_events) {
+                (Some(a), Some(n)) if n == a.seq => Some(hex_encode(&a.mac)),
+                (Some(a), Some(n)) if n < a.seq && expect_mac.is_some() => {
+                    bail!(
+                        "event {n} was pruned (events 1 to {} are gone), so its MAC can't be checked",
+                        a.seq
+                    )
+                }
+                _ => None,
+            };
             let mut page: std::vec::IntoIter<StoredEvent> = Vec::new().into_iter();
             let mut done = false;
-            let mut mac_at_expected: Option<String> = None;
             let events = std::iter::from_fn(|| {
                 loop {
                     if let Some(e) = page.next() {
@@ -179,7 +205,7 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
                     }
                 }
             });
-            let verdict = chain.verify(events);
+            let verdict = chain.verify_from(anchor.as_ref(), events);
             if let Some(e) = read_error {
                 bail!("cannot read the audit trail: {e}");
             }
@@ -198,9 +224,17 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
                             bail!("event {n} does not have the expected MAC: the trail was rewritten");
                         }
                     }
+                    let pruned = match &anchor {
+                        Some(a) => format!(
+                            " (events 1 to {} pruned at {})",
+                            a.seq,
+                            jiff::Timestamp::from_millisecond(a.pruned_ms).unwrap_or_default()
+                        ),
+                        None => String::new(),
+                    };
                     writeln!(
                         out,
-                        "audit trail intact: {} events; last MAC {}",
+                        "audit trail intact: {} events{pruned}; last MAC {}",
                         head.events, head.last_mac
                     )?;
                     Ok(())
@@ -226,6 +260,33 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
                 Ok(())
             })?;
             out.flush()?;
+            Ok(())
+        }
+        AuditCommand::Prune {
+            dir,
+            before,
+            older_than_days,
+        } => {
+            let now = jiff::Timestamp::now();
+            let cut = match (before, older_than_days) {
+                (Some(t), _) => t
+                    .parse::<jiff::Timestamp>()
+                    .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))?,
+                (None, Some(days)) => now - jiff::SignedDuration::from_hours(24 * i64::from(days)),
+                (None, None) => bail!("give --before or --older-than-days"),
+            };
+            let chain = crate::init::audit_chain(&crate::init::root_key(&dir.data_dir, false)?);
+            let store = open(&dir)?;
+            let pruned = tumbler_audit::prune(store.as_ref(), &chain, cut, now.as_millisecond())?;
+            if pruned.events == 0 {
+                writeln!(out, "nothing to prune: no event before {cut} but the newest")?;
+            } else {
+                writeln!(
+                    out,
+                    "pruned {} events recorded before {cut}; the chain now starts after event {}",
+                    pruned.events, pruned.through_seq
+                )?;
+            }
             Ok(())
         }
         AuditCommand::Export { dir, after_seq } => {

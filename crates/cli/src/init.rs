@@ -28,6 +28,8 @@ pub struct Setup {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
     pub store: Arc<dyn tumbler_store::Store>,
+    /// The audit chain's key holder, for pruning.
+    pub audit_chain: tumbler_audit::Chain,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set when this start created the bootstrap credentials.
     pub new_credentials: Option<(String, String)>,
@@ -116,9 +118,12 @@ fn tls_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>> {
 }
 
 /// The store in `dir`, its audit trail chained under the root key.
+pub fn audit_chain(root: &RootKey) -> tumbler_audit::Chain {
+    tumbler_audit::Chain::new(root.derive_mac(tumbler_crypto::MacPurpose::AuditChain))
+}
+
 pub fn open_store(dir: &Path, root: &RootKey) -> Result<Arc<dyn tumbler_store::Store>> {
-    let chain = tumbler_audit::Chain::new(root.derive_mac(tumbler_crypto::MacPurpose::AuditChain));
-    let store = tumbler_store::SqliteStore::open_audited(&dir.join("tumbler.db"), Arc::new(chain))
+    let store = tumbler_store::SqliteStore::open_audited(&dir.join("tumbler.db"), Arc::new(audit_chain(root)))
         .context("cannot open the store")?;
     Ok(Arc::new(store))
 }
@@ -145,6 +150,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
                 identity,
                 secrets,
                 store,
+                audit_chain: audit_chain(&root),
                 tls,
                 new_credentials: None,
             });
@@ -177,6 +183,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         identity,
         secrets,
         store,
+        audit_chain: audit_chain(&root),
         tls,
         new_credentials,
     })

@@ -95,6 +95,10 @@ struct ServerArgs {
     /// can't be written fails (fail-closed) or goes ahead (fail-open).
     #[arg(long, value_enum, default_value = "fail-closed", env = "TUMBLER_AUDIT")]
     audit: AuditSetting,
+    /// Prune audit events older than this many days, hourly (default: keep
+    /// them all). `tumbler audit export` archives them first if needed.
+    #[arg(long, env = "TUMBLER_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    audit_retention_days: Option<u32>,
     /// Let the process dump core and be traced by other processes of the
     /// same user (for debugging): a core file holds unsealed keys and
     /// secret values, so this is off by default.
@@ -169,6 +173,10 @@ fn server(args: ServerArgs) -> Result<()> {
                 AuditSetting::FailOpen => AuditMode::FailOpen,
                 AuditSetting::Off => AuditMode::Off,
             },
+            audit_retention: args.audit_retention_days.map(|days| tumbler_server::AuditRetention {
+                max_age: std::time::Duration::from_secs(u64::from(days) * 86_400),
+                chain: setup.audit_chain,
+            }),
         });
         tumbler_server::serve(listener, setup.tls, state, shutdown_signal()).await?;
         tracing::info!("stopped");

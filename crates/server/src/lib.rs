@@ -34,7 +34,19 @@ pub struct AppState {
     /// Where events of calls that changed nothing go.
     pub audit_sink: audit::AuditSink,
     pub audit: audit::AuditMode,
+    /// Prune audit events older than this (None: keep them all).
+    pub audit_retention: Option<AuditRetention>,
 }
+
+/// How long audit events are kept, and the chain key that signs the
+/// anchor pruning leaves behind.
+pub struct AuditRetention {
+    pub max_age: Duration,
+    pub chain: tumbler_audit::Chain,
+}
+
+/// How often the sweeper prunes the audit trail, when retention is set.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How a connection reached us, for handlers and policy conditions such as
 /// aws:SourceIp and aws:SecureTransport.
@@ -180,8 +192,13 @@ pub async fn serve(
 
 async fn sweep(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
+        if state.audit_retention.is_some() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            prune_audit(state.clone()).await;
+        }
         let s = state.clone();
         let r = tokio::task::spawn_blocking(move || {
             let event = |row: &tumbler_store::SecretRow| {
@@ -198,5 +215,28 @@ async fn sweep(state: Arc<AppState>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
             _ => {}
         }
+    }
+}
+
+async fn prune_audit(state: Arc<AppState>) {
+    let r = tokio::task::spawn_blocking(move || {
+        let retention = state.audit_retention.as_ref()?;
+        let now = jiff::Timestamp::now();
+        let cut = now - jiff::SignedDuration::try_from(retention.max_age).unwrap_or(jiff::SignedDuration::MAX);
+        Some(tumbler_audit::prune(
+            state.audit_sink.store().as_ref(),
+            &retention.chain,
+            cut,
+            now.as_millisecond(),
+        ))
+    })
+    .await;
+    match r {
+        Ok(Some(Ok(p))) if p.events > 0 => {
+            tracing::info!(pruned = p.events, through = p.through_seq, "pruned old audit events")
+        }
+        // A broken chain is evidence: it is reported, never pruned.
+        Ok(Some(Err(e))) => tracing::error!(error = %e, "audit retention: pruning refused"),
+        _ => {}
     }
 }

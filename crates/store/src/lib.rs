@@ -256,6 +256,13 @@ pub enum Write {
     DeleteMfaDevice {
         serial: String,
     },
+    /// Delete audit events `1..=anchor.seq` and make `anchor` the chain's
+    /// start. `NotFound` unless event `anchor.seq` is stored with MAC
+    /// `anchor.mac` and a later event exists (the newest event is never
+    /// pruned: the writer continues the chain from it).
+    PruneAudit {
+        anchor: AuditAnchor,
+    },
     /// Accept a code of TOTP step `step`: `NotFound` if the device is not
     /// enabled for this user or a code of this step or a later one was
     /// accepted already (a replay).
@@ -410,6 +417,16 @@ pub trait AuditLinker: Send + Sync + 'static {
     fn link(&self, prev: &[u8], seq: u64, json: &str) -> Vec<u8>;
 }
 
+/// Where the audit chain starts after pruning: events `1..=seq` are gone
+/// and the next one links to `mac`; `anchor_mac` vouches for both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub seq: u64,
+    pub mac: Vec<u8>,
+    pub anchor_mac: Vec<u8>,
+    pub pruned_ms: i64,
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAuditEvent {
@@ -540,6 +557,8 @@ pub trait Store: Send + Sync + 'static {
     fn record(&self, event: AuditRecord, done: RecordDone);
     /// Stored events matching `query`, in `seq` order.
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>>;
+    /// The chain's start, once events were pruned.
+    fn audit_anchor(&self) -> Result<Option<AuditAnchor>>;
     /// Record reads without waiting for disk.
     fn touch(&self, touch: AccessTouch);
 }

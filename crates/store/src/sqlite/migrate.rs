@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/sqlite/003_audit.sql")),
     (4, include_str!("../../migrations/sqlite/004_groups.sql")),
     (5, include_str!("../../migrations/sqlite/005_mfa.sql")),
+    (6, include_str!("../../migrations/sqlite/006_audit_anchor.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{
-    AccessKeyRow, AccessTouch, Applied, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery, ManagedPolicyRow,
-    MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing, SecretState, Store,
-    StoreError, StoredAuditEvent, Write,
+    AccessKeyRow, AccessTouch, Applied, AuditAnchor, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery,
+    ManagedPolicyRow, MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing,
+    SecretState, Store, StoreError, StoredAuditEvent, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -330,6 +330,10 @@ impl Store for SqliteStore {
 
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>> {
         self.read(|c| read::audit_events(c, query))
+    }
+
+    fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {
+        self.read(read::audit_anchor)
     }
 
     fn touch(&self, touch: AccessTouch) {

@@ -376,6 +376,21 @@ pub(crate) fn attached_policies(conn: &Connection, principal_arn: &str) -> Resul
     )
 }
 
+pub(crate) fn audit_anchor(conn: &Connection) -> Result<Option<crate::AuditAnchor>> {
+    conn.prepare_cached("SELECT seq, mac, anchor_mac, pruned_ms FROM audit_anchor WHERE id = 1")
+        .map_err(backend)?
+        .query_row([], |r| {
+            Ok(crate::AuditAnchor {
+                seq: r.get::<_, i64>(0)? as u64,
+                mac: r.get(1)?,
+                anchor_mac: r.get(2)?,
+                pruned_ms: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(backend)
+}
+
 /// MFA devices whose `column` (`serial` or `account`) is `value`.
 pub(crate) fn mfa_devices(conn: &Connection, column: &str, value: &str) -> Result<Vec<crate::MfaDeviceRow>> {
     let sql = match column {

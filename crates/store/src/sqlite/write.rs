@@ -82,11 +82,18 @@ pub(crate) fn spawn(
             })
         })
         .optional()
-        .map_err(backend)?
-        .unwrap_or(ChainHead {
-            seq: 0,
-            mac: vec![0; 32],
-        });
+        .map_err(backend)?;
+    // With every event pruned but the anchor's, the chain goes on from it.
+    let head = match head {
+        Some(h) => h,
+        None => match crate::sqlite::read::audit_anchor(&conn)? {
+            Some(a) => ChainHead { seq: a.seq, mac: a.mac },
+            None => ChainHead {
+                seq: 0,
+                mac: vec![0; 32],
+            },
+        },
+    };
     let (tx, rx) = mpsc::channel::<Job>();
     let mut writer = Writer {
         conn,
@@ -607,6 +614,32 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             "DELETE FROM mfa_devices WHERE serial = ?1 AND user_arn IS NULL",
             params![serial],
         ),
+        Write::PruneAudit { anchor } => {
+            let seq = anchor.seq as i64;
+            let stored: Option<Vec<u8>> = conn
+                .prepare_cached(
+                    "SELECT mac FROM audit_events WHERE seq = ?1
+                     AND EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1)",
+                )
+                .map_err(backend)?
+                .query_row([seq], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if stored.as_deref() != Some(anchor.mac.as_slice()) {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")
+                .map_err(backend)?
+                .execute([seq])
+                .map_err(backend)?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO audit_anchor (id, seq, mac, anchor_mac, pruned_ms) VALUES (1, ?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![seq, anchor.mac, anchor.anchor_mac, anchor.pruned_ms])
+            .map_err(backend)?;
+            Ok(Applied::Done)
+        }
         Write::UseMfaCode { serial, user_arn, step } => exactly_one(
             conn,
             "UPDATE mfa_devices SET last_step = ?3
