@@ -61,6 +61,14 @@ impl SqliteStore {
     }
 
     fn open_with(path: &Path, linker: Option<Arc<dyn AuditLinker>>) -> Result<Self> {
+        Self::open_tuned(path, linker, write::CheckpointTiming::default())
+    }
+
+    pub(crate) fn open_tuned(
+        path: &Path,
+        linker: Option<Arc<dyn AuditLinker>>,
+        timing: write::CheckpointTiming,
+    ) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         // The checkpointer thread checkpoints; the writer must not stall on it.
@@ -86,8 +94,9 @@ impl SqliteStore {
         let cache = Arc::new(cache::Cache::default());
         let checkpoint_conn = Connection::open(path).map_err(backend)?;
         configure(&checkpoint_conn)?;
-        let checkpointer = write::spawn_checkpointer(checkpoint_conn)?;
-        let (writer, handle) = write::spawn(conn, cache.clone(), linker)?;
+        let clock = write::CheckpointClock::new();
+        let checkpointer = write::spawn_checkpointer(checkpoint_conn, timing, clock.clone())?;
+        let (writer, handle) = write::spawn(conn, cache.clone(), linker, timing, clock)?;
         Ok(Self {
             cache,
             readers,

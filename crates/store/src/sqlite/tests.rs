@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 use crate::{Applied, Cursor, NewVersion, SecretRow, SortKey, ValueKind};
@@ -608,4 +609,53 @@ fn mfa_devices_enable_once_and_never_accept_a_step_twice() {
     assert!(matches!(s.apply(vec![use_code(102)]), Err(StoreError::NotFound)));
     s.apply(vec![delete()]).unwrap();
     assert!(s.mfa_devices("000000000000").unwrap().is_empty());
+}
+
+#[test]
+fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
+    // The checkpointer never gets to run here; only the writer's overdue
+    // checkpoint can move events of reads (committed without an fsync) out
+    // of the WAL into the database file.
+    let main_file_after_events = |overdue: Duration| {
+        let dir = tempfile_dir(&format!("overdue-{}", overdue.as_millis()));
+        let path = dir.join("s.db");
+        let timing = write::CheckpointTiming {
+            every: Duration::from_secs(3600),
+            overdue,
+        };
+        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        for i in 0..8 {
+            let (tx, rx) = mpsc::channel();
+            let json = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(128 * 1024));
+            s.record(
+                AuditRecord { json },
+                Box::new(move |r, _| {
+                    let _ = tx.send(r);
+                }),
+            );
+            rx.recv().unwrap().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let after = std::fs::metadata(&path).unwrap().len();
+        let wal = std::fs::metadata(dir.join("s.db-wal")).unwrap().len();
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+        (after - before, wal)
+    };
+    let (grown, _) = main_file_after_events(Duration::from_millis(10));
+    assert!(grown > 512 * 1024, "the database file grew by only {grown} bytes");
+    let (grown, wal) = main_file_after_events(Duration::from_secs(3600));
+    assert!(
+        grown < 64 * 1024,
+        "without an overdue checkpoint the events stay in the WAL ({grown} bytes copied)"
+    );
+    assert!(wal > 512 * 1024, "WAL of {wal} bytes");
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tumbler-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -4,9 +4,10 @@
 //! One fsync then covers a whole batch of concurrent writers (group commit),
 //! and no caller hears "done" before its write is durable.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -65,6 +66,8 @@ struct Writer {
     conn: Connection,
     linker: Option<Arc<dyn AuditLinker>>,
     head: ChainHead,
+    clock: Arc<CheckpointClock>,
+    overdue: Duration,
     /// The connection's current `synchronous` setting is FULL.
     full_sync: bool,
 }
@@ -73,6 +76,8 @@ pub(crate) fn spawn(
     conn: Connection,
     cache: Arc<Cache>,
     linker: Option<Arc<dyn AuditLinker>>,
+    timing: CheckpointTiming,
+    clock: Arc<CheckpointClock>,
 ) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
     let head = conn
         .query_row("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1", [], |r| {
@@ -99,6 +104,8 @@ pub(crate) fn spawn(
         conn,
         linker,
         head,
+        clock,
+        overdue: timing.overdue,
         full_sync: true,
     };
     let thread = std::thread::Builder::new()
@@ -112,6 +119,54 @@ pub(crate) fn spawn(
 /// every commit in it durable, including those committed without an fsync.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+/// How often the checkpointer runs, and when the writer steps in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckpointTiming {
+    pub every: Duration,
+    /// With no checkpoint for this long (the niced checkpointer gets no CPU
+    /// on a saturated machine), the writer checkpoints itself after its
+    /// next commit: the WAL stays bounded and events of reads reach the
+    /// disk, at the cost of that one commit's latency.
+    pub overdue: Duration,
+}
+
+impl Default for CheckpointTiming {
+    fn default() -> Self {
+        CheckpointTiming {
+            every: CHECKPOINT_EVERY,
+            overdue: CHECKPOINT_EVERY * 10,
+        }
+    }
+}
+
+/// When a checkpoint last finished, shared by the checkpointer and the writer.
+pub(crate) struct CheckpointClock {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl CheckpointClock {
+    pub(crate) fn new() -> Arc<CheckpointClock> {
+        Arc::new(CheckpointClock {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn mark(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn overdue(&self, after: Duration) -> bool {
+        let since = self.now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed));
+        u128::from(since) > after.as_millis()
+    }
 }
 
 /// Checkpoints on its own connection, so that the writer never stalls on
@@ -130,7 +185,11 @@ impl Drop for Checkpointer {
     }
 }
 
-pub(crate) fn spawn_checkpointer(conn: Connection) -> Result<Checkpointer> {
+pub(crate) fn spawn_checkpointer(
+    conn: Connection,
+    timing: CheckpointTiming,
+    clock: Arc<CheckpointClock>,
+) -> Result<Checkpointer> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("tumbler-store-checkpointer".into())
@@ -138,9 +197,10 @@ pub(crate) fn spawn_checkpointer(conn: Connection) -> Result<Checkpointer> {
             // Copying pages is background work: let request threads preempt
             // it, or a checkpoint's time slice shows as a latency spike.
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECKPOINT_NICE);
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = checkpoint(&conn) {
-                    tracing::warn!(error = %e, "cannot checkpoint the store");
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timing.every) {
+                match checkpoint(&conn) {
+                    Ok(()) => clock.mark(),
+                    Err(e) => tracing::warn!(error = %e, "cannot checkpoint the store"),
                 }
             }
         })
@@ -186,6 +246,12 @@ impl Writer {
                 }
             }
             self.commit_batch(jobs, cache);
+            if self.clock.overdue(self.overdue) {
+                match checkpoint(&self.conn) {
+                    Ok(()) => self.clock.mark(),
+                    Err(e) => tracing::warn!(error = %e, "cannot checkpoint the store"),
+                }
+            }
         }
         // Put the last unsynced commits on disk before the store closes.
         if let Err(e) = checkpoint(&self.conn) {
