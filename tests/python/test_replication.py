@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import ARN_RE, MSG_NOT_FOUND, raises_aws, strip_meta
+from conftest import ARN_RE, MSG_NOT_FOUND, make_client, raises_aws, start_server, strip_meta
 
 
 def wait_for(fn, timeout=5.0, interval=0.05):
@@ -144,3 +144,24 @@ def test_replica_name_taken_in_target_region(sm, sm_west, name):
     assert st["Status"] == "Failed", r
     assert st.get("StatusMessage")
     assert sm_west.get_secret_value(SecretId=name)["SecretString"] == "west-own"
+
+
+def test_repair_pass_retries_a_failed_replica(tmp_path):
+    # Its own server, sweeping every second instead of every minute.
+    srv = start_server(tmp_path, env={"TUMBLER_SWEEP_INTERVAL_SECS": "1"})
+    try:
+        east = make_client(srv)
+        west = make_client(srv, region="us-west-2")
+        west.create_secret(Name="repair-me", SecretString="west-own")
+        east.create_secret(Name="repair-me", SecretString="east")
+        east.replicate_secret_to_regions(SecretId="repair-me", AddReplicaRegions=[{"Region": "us-west-2"}])
+        st = wait_for(lambda: (s := replica_status(east, "repair-me")) and s["Status"] == "Failed" and s)
+        assert st and st["Status"] == "Failed"
+        # Nothing changes on the primary; once the name is free in us-west-2,
+        # the repair pass mirrors it.
+        west.delete_secret(SecretId="repair-me", ForceDeleteWithoutRecovery=True)
+        st = wait_for(lambda: (s := replica_status(east, "repair-me")) and s["Status"] == "InSync" and s, timeout=10)
+        assert st and st["Status"] == "InSync", replica_status(east, "repair-me")
+        assert west.get_secret_value(SecretId="repair-me")["SecretString"] == "east"
+    finally:
+        srv.kill()

@@ -104,6 +104,11 @@ struct ServerArgs {
     /// secret values, so this is off by default.
     #[arg(long, env = "TUMBLER_ALLOW_CORE_DUMPS")]
     allow_core_dumps: bool,
+    /// Seconds between background sweeps (purging deleted secrets,
+    /// retrying failed replicas); tests shorten it.
+    #[arg(long, hide = true, env = "TUMBLER_SWEEP_INTERVAL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    sweep_interval_secs: u64,
 }
 
 fn main() -> Result<()> {
@@ -177,6 +182,7 @@ fn server(args: ServerArgs) -> Result<()> {
                 max_age: std::time::Duration::from_secs(u64::from(days) * 86_400),
                 chain: setup.audit_chain,
             }),
+            sweep_every: std::time::Duration::from_secs(args.sweep_interval_secs),
         });
         tumbler_server::serve(listener, setup.tls, state, shutdown_signal()).await?;
         tracing::info!("stopped");

@@ -3,7 +3,8 @@
 //! KMS key, values re-sealed under its own ARN), re-mirrored after every
 //! committed change of the primary. Like AWS, mirroring follows the
 //! primary's commit rather than joining it; a failed mirror shows as
-//! `Failed` in ReplicationStatus and is retried on the next change.
+//! `Failed` in ReplicationStatus and is retried on the next change, and by
+//! the server's repair pass every minute.
 
 use tumbler_store::{NewVersion, SecretRow, SecretState, StoreError, Write};
 use tumbler_wire::AwsError;
@@ -197,6 +198,16 @@ impl SecretsService {
         Err(AwsError::throttling(
             "Rate exceeded: the secret is changing too fast; retry the request.",
         ))
+    }
+
+    /// The repair pass: retry the replicas whose last mirror failed (or was
+    /// cut short by a restart). Returns how many primaries it looked at.
+    pub fn repair_replicas(&self) -> Result<usize, AwsError> {
+        let ids = self.store.secrets_with_unsynced_replicas(100).map_err(store_err)?;
+        for &id in &ids {
+            self.sync_replicas_of(id);
+        }
+        Ok(ids.len())
     }
 
     /// Re-mirror every replica of a primary; record each outcome in the

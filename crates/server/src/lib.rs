@@ -36,6 +36,8 @@ pub struct AppState {
     pub audit: audit::AuditMode,
     /// Prune audit events older than this (None: keep them all).
     pub audit_retention: Option<AuditRetention>,
+    /// How often the sweeper purges deleted secrets and repairs replicas.
+    pub sweep_every: Duration,
 }
 
 /// How long audit events are kept, and the chain key that signs the
@@ -92,9 +94,6 @@ async fn dispatch(state: Arc<AppState>, info: ConnInfo, req: http::Request<Incom
     }
     api::handle(&state, info, req).await
 }
-
-/// How often the sweeper purges secrets whose recovery window has ended.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Serve until `shutdown` resolves, then stop accepting, let in-flight
 /// requests finish (up to 10 seconds), and return.
@@ -191,7 +190,7 @@ pub async fn serve(
 }
 
 async fn sweep(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut tick = tokio::time::interval(state.sweep_every);
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
@@ -213,6 +212,12 @@ async fn sweep(state: Arc<AppState>) {
                 tracing::info!(purged = n, "purged secrets past their recovery window")
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
+            _ => {}
+        }
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.secrets.repair_replicas()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(primaries = n, "retried replicas that were not in sync"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "replica repair failed"),
             _ => {}
         }
     }

@@ -510,6 +510,9 @@ pub trait Store: Send + Sync + 'static {
     fn list_secrets(&self, query: &ListQuery) -> Result<Vec<SecretListing>>;
     /// Secrets whose recovery window ended by `now_ms`.
     fn secrets_due_for_purge(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;
+    /// Live primaries with a replica whose last mirror did not succeed
+    /// (the secrets domain's `meta.replicas[].status` other than `InSync`).
+    fn secrets_with_unsynced_replicas(&self, limit: usize) -> Result<Vec<i64>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

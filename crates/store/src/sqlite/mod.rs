@@ -219,6 +219,22 @@ impl Store for SqliteStore {
         self.read(|c| read::due_for_purge(c, now_ms, limit))
     }
 
+    fn secrets_with_unsynced_replicas(&self, limit: usize) -> Result<Vec<i64>> {
+        self.read(|c| {
+            // LIKE skips the JSON parse for the many secrets without replicas.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id FROM secrets WHERE deleted_ms IS NULL AND meta LIKE '%\"replicas\"%'
+                     AND EXISTS (SELECT 1 FROM json_each(secrets.meta, '$.replicas') r
+                                 WHERE json_extract(r.value, '$.status') IS NOT 'InSync')
+                     ORDER BY id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([limit as i64], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(backend)
+        })
+    }
+
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>> {
         self.read(|c| read::secret_regions(c, account, name))
     }
