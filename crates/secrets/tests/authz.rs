@@ -47,6 +47,11 @@ impl Recorder {
     fn last(&self) -> (String, String, ContextKeys, bool) {
         self.asked.lock().unwrap().last().cloned().unwrap()
     }
+    /// The question asked `n` before the last one.
+    fn before_last(&self, n: usize) -> (String, String, ContextKeys, bool) {
+        let asked = self.asked.lock().unwrap();
+        asked[asked.len() - 1 - n].clone()
+    }
     fn deny(&self, action: &str, resource_prefix: &str) {
         self.deny
             .lock()
@@ -89,12 +94,17 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
         .unwrap();
     let created: serde_json::Value = serde_json::from_slice(&created).unwrap();
     let arn = created["ARN"].as_str().unwrap().to_owned();
-    let (action, resource, keys, _) = rec.last();
+    let (action, resource, keys, _) = rec.before_last(1);
     assert_eq!(action, "secretsmanager:CreateSecret");
     assert_eq!(resource, arn);
     assert_eq!(value(&keys, "secretsmanager:Name"), ["app/db"]);
     assert_eq!(value(&keys, "aws:RequestTag/team"), ["red"]);
     assert_eq!(value(&keys, "aws:TagKeys"), ["team"]);
+    // Tags at creation also need TagResource, with the same request tags.
+    let (action, resource, keys, _) = rec.last();
+    assert_eq!(action, "secretsmanager:TagResource");
+    assert_eq!(resource, arn);
+    assert_eq!(value(&keys, "aws:RequestTag/team"), ["red"]);
 
     s.call(&ctx, "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
     let (action, resource, keys, has_policy) = rec.last();
