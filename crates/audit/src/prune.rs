@@ -160,10 +160,8 @@ mod tests {
 
     #[test]
     fn pruning_keeps_the_rest_verifiable_and_the_newest_event() {
-        let dir = std::env::temp_dir().join(format!("tumbler-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
         let c = chain();
         {
             let store = SqliteStore::open_audited(&path, c.clone()).unwrap();
@@ -198,15 +196,12 @@ mod tests {
         let anchor = store.audit_anchor().unwrap().unwrap();
         assert_eq!(c.verify_from(Some(&anchor), all(&store)).unwrap().events, 7);
         drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_broken_chain_is_not_pruned() {
-        let dir = std::env::temp_dir().join(format!("tumbler-prune-broken-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
         let c = chain();
         let store = SqliteStore::open_audited(&path, c.clone()).unwrap();
         for d in 1..=4 {
@@ -226,6 +221,5 @@ mod tests {
         assert_eq!(all(&store).len(), 4);
         assert!(store.audit_anchor().unwrap().is_none());
         drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

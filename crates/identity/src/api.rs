@@ -442,6 +442,30 @@ impl Identity {
         r.map(|_| ())
     }
 
+    /// Commit a new user, role or group; EntityAlreadyExists if its name is taken.
+    fn insert_principal(&self, call: &Call<'_>, row: &PrincipalRow) -> Result<(), AwsError> {
+        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
+            Ok(()) => Ok(()),
+            Err(StoreError::Duplicate(_)) => Err(already_exists(format!(
+                "{} with name {} already exists.",
+                noun(&row.kind),
+                row.name
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// The users, roles or groups these ARNs name (the ones still there), keyed by name for paging.
+    fn principals_named(&self, arns: Vec<String>) -> Result<Vec<(String, PrincipalRow)>, AwsError> {
+        let mut rows = Vec::with_capacity(arns.len());
+        for arn in arns {
+            if let Some(row) = db(self.store.principal(&arn))? {
+                rows.push((row.name.clone(), row));
+            }
+        }
+        Ok(rows)
+    }
+
     fn user(&self, account: &str, name: &str) -> Result<(PrincipalRow, PrincipalMeta), AwsError> {
         match db(self.store.principal(&user_arn(account, name)))? {
             Some(row) if row.kind == "user" => {
@@ -630,13 +654,7 @@ impl Identity {
             created_ms: call.request.now.as_millisecond(),
             meta: meta.to_json(),
         };
-        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(already_exists(format!("User with name {name} already exists.")));
-            }
-            Err(e) => return Err(internal(e)),
-        }
+        self.insert_principal(call, &row)?;
         let mut x = Xml::new();
         x.open("User");
         user_xml(&mut x, &row, &meta);
@@ -1497,13 +1515,7 @@ impl Identity {
             created_ms: call.request.now.as_millisecond(),
             meta: meta.to_json(),
         };
-        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(already_exists(format!("Role with name {name} already exists.")));
-            }
-            Err(e) => return Err(internal(e)),
-        }
+        self.insert_principal(call, &row)?;
         let mut x = Xml::new();
         x.open("Role");
         role_xml(&mut x, &row, &meta);

@@ -36,13 +36,7 @@ impl Identity {
             created_ms: call.request.now.as_millisecond(),
             meta: meta.to_json(),
         };
-        match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(super::already_exists(format!("Group with name {name} already exists.")));
-            }
-            Err(e) => return Err(internal(e)),
-        }
+        self.insert_principal(call, &row)?;
         let mut x = Xml::new();
         x.open("Group");
         group_xml(&mut x, &row, &meta);
@@ -54,12 +48,7 @@ impl Identity {
         let arn = self.kind_arn(call, "group")?;
         self.allow(call, "iam:GetGroup", &arn)?;
         let (row, meta) = self.principal_of_kind(call, "group")?;
-        let mut users = Vec::new();
-        for user in db(self.store.group_members(&row.arn))? {
-            if let Some(u) = db(self.store.principal(&user))? {
-                users.push((u.name.clone(), u));
-            }
-        }
+        let users = self.principals_named(db(self.store.group_members(&row.arn))?)?;
         let (users, next) = page(call.params, users)?;
         let mut x = Xml::new();
         x.open("Group");
@@ -86,13 +75,7 @@ impl Identity {
         let arn = self.kind_arn(call, "user")?;
         self.allow(call, "iam:ListGroupsForUser", &arn)?;
         let (user, _) = self.principal_of_kind(call, "user")?;
-        let mut groups = Vec::new();
-        for group in db(self.store.groups_of(&user.arn))? {
-            if let Some(g) = db(self.store.principal(&group))? {
-                groups.push((g.name.clone(), g));
-            }
-        }
-        groups_page(call, groups)
+        groups_page(call, self.principals_named(db(self.store.groups_of(&user.arn))?)?)
     }
 
     pub(super) fn delete_group(&self, call: &Call<'_>) -> Result<Option<String>, AwsError> {
