@@ -9,11 +9,12 @@ use tumbler_iam::{ContextKeys, Decision, NamedPolicy, PolicyKind, PolicySet, Req
 
 use crate::{Identity, IdentityError, Principal};
 
-/// Stands in for a permissions boundary that can't be read.
+/// Stands in for a boundary or session policy that can't be read: one that
+/// is dropped instead would lift the limit it sets.
 const ALLOWS_NOTHING: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"tumbler:NoAction","Resource":"*"}]}"#;
 
-/// A stand-in for a managed policy that is gone, named by its ARN.
+/// [`ALLOWS_NOTHING`], named as the policy it stands in for.
 fn allows_nothing(arn: &str) -> NamedPolicy {
     NamedPolicy::new(
         arn,
@@ -250,7 +251,7 @@ impl Identity {
         let mut policies: Vec<NamedPolicy> = s
             .session_policy
             .as_deref()
-            .and_then(|doc| self.session_policy(doc))
+            .map(|doc| self.session_policy(doc).unwrap_or_else(|| allows_nothing("session")))
             .into_iter()
             .collect();
         for arn in &s.policy_arns {
