@@ -35,4 +35,12 @@ fuzz_target!(|body: &[u8]| {
     check::<sm::ReplicateSecretToRegionsRequest>(body, sm::ReplicateSecretToRegionsRequest::validate);
     check::<sm::RemoveRegionsFromReplicationRequest>(body, sm::RemoveRegionsFromReplicationRequest::validate);
     let _ = tumbler_wire::query::parse_params(std::str::from_utf8(body).ok(), body);
+    // KMS shapes: decoding alone (their checks live in the service).
+    let _ = decode::<tumbler_wire::kms::CreateKeyRequest>(body);
+    let _ = decode::<tumbler_wire::kms::EncryptRequest>(body);
+    let _ = decode::<tumbler_wire::kms::DecryptRequest>(body);
+    let _ = decode::<tumbler_wire::kms::ReEncryptRequest>(body);
+    let _ = decode::<tumbler_wire::kms::GenerateDataKeyRequest>(body);
+    let _ = decode::<tumbler_wire::kms::AliasRequest>(body);
+    let _ = decode::<tumbler_wire::kms::KeyPolicyRequest>(body);
 });

@@ -27,6 +27,7 @@ pub struct Options {
 pub struct Setup {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
+    pub kms: Arc<tumbler_kms::Kms>,
     pub store: Arc<dyn tumbler_store::Store>,
     /// The audit chain's key holder, for pruning.
     pub audit_chain: tumbler_audit::Chain,
@@ -139,7 +140,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
     let store = open_store(&opts.data_dir, &root)?;
     let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
     let identity = Arc::new(Identity::new(store.clone(), &root));
-    let secrets = Arc::new(SecretsService::new(store.clone(), kms));
+    let secrets = Arc::new(SecretsService::new(store.clone(), kms.clone()));
     let tls = tls_config(opts)?;
 
     let creds_path = opts.data_dir.join("credentials");
@@ -149,6 +150,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
             return Ok(Setup {
                 identity,
                 secrets,
+                kms,
                 store,
                 audit_chain: audit_chain(&root),
                 tls,
@@ -182,6 +184,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
     Ok(Setup {
         identity,
         secrets,
+        kms,
         store,
         audit_chain: audit_chain(&root),
         tls,

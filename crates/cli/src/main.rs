@@ -172,6 +172,7 @@ fn server(args: ServerArgs) -> Result<()> {
         let state = Arc::new(tumbler_server::AppState {
             identity: setup.identity,
             secrets: setup.secrets,
+            kms: setup.kms,
             audit_sink: tumbler_server::audit::AuditSink::new(setup.store),
             audit: match args.audit {
                 AuditSetting::FailClosed => AuditMode::FailClosed,

@@ -9,6 +9,10 @@
 //! `0x01 | key id (36 ASCII bytes, a UUID) | material version (u32 BE) | nonce | sealed key | tag`.
 //! It names its key and key material, so rotated keys still open old data.
 
+mod api;
+
+pub use api::{KeyAuthorizer, KmsCtx, is_read_only};
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -73,6 +77,8 @@ pub struct Kms {
     /// key schedule on every call. The key state is checked on every use
     /// all the same, so disabling a key takes effect at once.
     data_keys: RwLock<HashMap<Box<[u8]>, Arc<PreparedDataKey>>>,
+    /// Compiled key policies by key id, with the text they were compiled from.
+    policies: RwLock<HashMap<String, (String, tumbler_iam::NamedPolicy)>>,
 }
 
 /// A data key ready to use, and the encryption context it was unwrapped
@@ -92,6 +98,7 @@ impl Kms {
             material_kek: root.derive(Purpose::KmsKeyMaterial),
             material: RwLock::new(HashMap::new()),
             data_keys: RwLock::new(HashMap::new()),
+            policies: RwLock::new(HashMap::new()),
         }
     }
 
@@ -266,6 +273,26 @@ impl Kms {
     }
 }
 
+impl Kms {
+    /// Drop everything cached about a deleted key.
+    fn forget(&self, key_id: &str) {
+        if let Ok(mut m) = self.material.write() {
+            m.retain(|(id, _), _| id != key_id);
+        }
+        if let Ok(mut m) = self.data_keys.write() {
+            m.retain(|blob, _| blob_key_id(blob) != Some(key_id));
+        }
+        if let Ok(mut m) = self.policies.write() {
+            m.remove(key_id);
+        }
+    }
+}
+
+/// The key a ciphertext blob names, if it is one of ours.
+fn blob_key_id(blob: &[u8]) -> Option<&str> {
+    parse_blob(blob).map(|(id, _, _)| id)
+}
+
 fn material_aad(key_id: &str, version: u32) -> Vec<u8> {
     let mut aad = b"kms-material|".to_vec();
     aad.extend_from_slice(key_id.as_bytes());
@@ -331,6 +358,55 @@ mod tests {
             Err(KmsError::InvalidCiphertext)
         ));
         assert!(matches!(kms.unwrap(&blob[..10], &[]), Err(KmsError::InvalidCiphertext)));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    struct AllowAll;
+    impl KeyAuthorizer for AllowAll {
+        fn authorize(
+            &self,
+            _: &str,
+            _: &str,
+            _: tumbler_iam::ContextKeys,
+            _: Option<&tumbler_iam::NamedPolicy>,
+        ) -> Result<(), tumbler_wire::AwsError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn keys_are_deleted_at_the_end_of_their_window_only() {
+        let (dir, kms) = kms();
+        let ctx = KmsCtx {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            now: jiff::Timestamp::now(),
+            authorizer: Arc::new(AllowAll),
+            journal: None,
+        };
+        let created: serde_json::Value = serde_json::from_slice(&kms.call(&ctx, "CreateKey", b"{}").unwrap()).unwrap();
+        let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+        let body = format!(r#"{{"KeyId":"{key_id}","Plaintext":"aGk="}}"#);
+        let sealed: serde_json::Value =
+            serde_json::from_slice(&kms.call(&ctx, "Encrypt", body.as_bytes()).unwrap()).unwrap();
+        let blob = sealed["CiphertextBlob"].as_str().unwrap().to_owned();
+        let schedule = format!(r#"{{"KeyId":"{key_id}","PendingWindowInDays":7}}"#);
+        kms.call(&ctx, "ScheduleKeyDeletion", schedule.as_bytes()).unwrap();
+        let six_days = ctx.now + jiff::SignedDuration::from_hours(24 * 6);
+        assert_eq!(kms.delete_due_keys(six_days).unwrap(), 0);
+        let eight_days = ctx.now + jiff::SignedDuration::from_hours(24 * 8);
+        assert_eq!(kms.delete_due_keys(eight_days).unwrap(), 1);
+        // Gone, and what it encrypted can't be decrypted any more.
+        let describe = format!(r#"{{"KeyId":"{key_id}"}}"#);
+        assert_eq!(
+            kms.call(&ctx, "DescribeKey", describe.as_bytes()).unwrap_err().code,
+            "NotFoundException"
+        );
+        let decrypt = format!(r#"{{"CiphertextBlob":"{blob}"}}"#);
+        assert_eq!(
+            kms.call(&ctx, "Decrypt", decrypt.as_bytes()).unwrap_err().code,
+            "InvalidCiphertextException"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

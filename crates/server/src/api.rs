@@ -134,6 +134,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
         let service = match prefix {
             "secretsmanager" => "secretsmanager",
+            "TrentService" => "kms",
             _ => {
                 return Err(AwsError::unknown_operation(format!(
                     "The target '{target}' names a service this server does not provide."
@@ -148,9 +149,9 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
     // Without a target, the service is the one the request was signed for:
     // Query services are answered as Query; a JSON service needs a target.
     match tumbler_sigv4::parse(parts).ok().map(|a| a.service) {
-        Some(s) if s == "secretsmanager" => Err(AwsError::unknown_operation(
-            "The request has no X-Amz-Target header naming a secretsmanager operation.",
-        )),
+        Some(s) if s == "secretsmanager" || s == "kms" => Err(AwsError::unknown_operation(format!(
+            "The request has no X-Amz-Target header naming a {s} operation."
+        ))),
         Some(s) if s == "iam" => Ok(Protocol::Query { service: "iam" }),
         _ => Ok(Protocol::Query { service: "sts" }),
     }
@@ -258,6 +259,10 @@ async fn call(
                     tumbler_audit::query_parameters(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             }
             None if service == "cloudtrail" => e.read_only = true,
+            None if service == "kms" => {
+                e.read_only = tumbler_kms::is_read_only(&e.event_name);
+                e.request_parameters = audit::json_parameters(&body);
+            }
             None => {
                 e.read_only = tumbler_secrets::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
@@ -289,6 +294,7 @@ async fn call(
             },
             _,
         ) => cloudtrail_call(state, &caller, info, &op, body).await,
+        (Protocol::Json { service: "kms", op }, _) => kms_call(state, &caller, info, op, body, journal).await,
         (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
         (Protocol::Query { service }, Some(params)) => {
             query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
@@ -372,6 +378,40 @@ async fn secrets_call(
                 Err(internal())
             })
     }
+}
+
+/// KMS calls; they may write to the store, so they run on the blocking pool.
+async fn kms_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    op: String,
+    body: Bytes,
+    journal: Option<Arc<CallJournal>>,
+) -> Result<Vec<u8>, AwsError> {
+    let now = jiff::Timestamp::now();
+    let ctx = tumbler_kms::KmsCtx {
+        account: caller.principal.account.clone(),
+        region: caller.region.clone(),
+        now,
+        authorizer: Arc::new(crate::authz::CallerAuthorizer {
+            identity: state.identity.clone(),
+            caller: caller.principal.clone(),
+            request: tumbler_identity::RequestInfo {
+                now,
+                source_ip: Some(info.peer.ip()),
+                secure_transport: info.tls,
+            },
+        }),
+        journal: journal.map(|j| j as Arc<dyn tumbler_store::Journal>),
+    };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.kms.call(&ctx, &op, &body))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("operation panicked");
+            Err(tumbler_wire::kms::internal())
+        })
 }
 
 /// CloudTrail's LookupEvents over the audit trail.

@@ -1,5 +1,5 @@
-//! The Secrets Manager service's authorization questions, answered by the
-//! identity layer for one authenticated caller.
+//! The Secrets Manager and KMS services' authorization questions, answered
+//! by the identity layer for one authenticated caller.
 
 use std::sync::Arc;
 
@@ -12,22 +12,17 @@ pub struct CallerAuthorizer {
     pub request: RequestInfo,
 }
 
-impl tumbler_secrets::Authorizer for CallerAuthorizer {
-    fn authorize(
+impl CallerAuthorizer {
+    fn decide(
         &self,
         action: &str,
         resource: &str,
         keys: ContextKeys,
-        resource_policy: Option<&NamedPolicy>,
+        resource_policy: Option<ResourcePolicy<'_>>,
     ) -> Result<(), AwsError> {
-        let decided = self.identity.authorize(
-            &self.caller,
-            action,
-            resource,
-            &self.request,
-            keys,
-            resource_policy.map(ResourcePolicy::new),
-        );
+        let decided = self
+            .identity
+            .authorize(&self.caller, action, resource, &self.request, keys, resource_policy);
         match decided {
             Ok(a) if a.is_allowed() => Ok(()),
             Ok(a) => {
@@ -42,5 +37,32 @@ impl tumbler_secrets::Authorizer for CallerAuthorizer {
                 Err(AwsError::internal("An internal error occurred. Try the request again."))
             }
         }
+    }
+}
+
+impl tumbler_secrets::Authorizer for CallerAuthorizer {
+    fn authorize(
+        &self,
+        action: &str,
+        resource: &str,
+        keys: ContextKeys,
+        resource_policy: Option<&NamedPolicy>,
+    ) -> Result<(), AwsError> {
+        self.decide(action, resource, keys, resource_policy.map(ResourcePolicy::new))
+    }
+}
+
+/// KMS requires the key policy to allow, even within the account (the
+/// default policy's account principal defers to the caller's IAM policies).
+impl tumbler_kms::KeyAuthorizer for CallerAuthorizer {
+    fn authorize(
+        &self,
+        action: &str,
+        resource: &str,
+        keys: ContextKeys,
+        key_policy: Option<&NamedPolicy>,
+    ) -> Result<(), AwsError> {
+        let policy = key_policy.map(|policy| ResourcePolicy { policy, required: true });
+        self.decide(action, resource, keys, policy)
     }
 }

@@ -31,6 +31,7 @@ pub use api::MAX_BODY;
 pub struct AppState {
     pub identity: Arc<Identity>,
     pub secrets: Arc<SecretsService>,
+    pub kms: Arc<tumbler_kms::Kms>,
     /// Where events of calls that changed nothing go.
     pub audit_sink: audit::AuditSink,
     pub audit: audit::AuditMode,
@@ -218,6 +219,12 @@ async fn sweep(state: Arc<AppState>) {
         match tokio::task::spawn_blocking(move || s.secrets.repair_replicas()).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(primaries = n, "retried replicas that were not in sync"),
             Ok(Err(e)) => tracing::warn!(error = %e, "replica repair failed"),
+            _ => {}
+        }
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.kms.delete_due_keys(jiff::Timestamp::now())).await {
+            Ok(Ok(n)) if n > 0 => tracing::warn!(keys = n, "deleted KMS keys at the end of their deletion window"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "KMS key deletion failed"),
             _ => {}
         }
     }

@@ -171,6 +171,32 @@ pub enum Write {
         wrapped_material: Vec<u8>,
         aliases: Vec<String>,
     },
+    /// Replace a KMS key's state and `meta`; `NotFound` if it is gone.
+    UpdateKmsKey {
+        key_id: String,
+        state: String,
+        meta: String,
+    },
+    /// Point an alias at a key: a new alias (`Duplicate` if the name is
+    /// taken) or, with `replace`, an existing one (`NotFound` if it isn't).
+    PutKmsAlias {
+        account: String,
+        region: String,
+        alias_name: String,
+        key_id: String,
+        created_ms: i64,
+        replace: bool,
+    },
+    /// Delete a KMS key with its material and aliases.
+    DeleteKmsKey {
+        key_id: String,
+    },
+    /// `NotFound` if there is no such alias.
+    DeleteKmsAlias {
+        account: String,
+        region: String,
+        alias_name: String,
+    },
     CreatePrincipal(PrincipalRow),
     CreateAccessKey(AccessKeyRow),
     /// Replace a user's or role's `meta`; `NotFound` if it is gone.
@@ -519,6 +545,13 @@ pub trait Store: Send + Sync + 'static {
     fn kms_key(&self, key_id: &str) -> Result<Option<Arc<KmsKeyRow>>>;
     fn kms_alias(&self, account: &str, region: &str, alias_name: &str) -> Result<Option<String>>;
     fn kms_material(&self, key_id: &str, version: i64) -> Result<Option<Vec<u8>>>;
+    /// Keys pending deletion whose window ended by `now_ms` (the KMS
+    /// domain's `meta.DeletionMs`).
+    fn kms_keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// An account's KMS keys in a region, by key id.
+    fn kms_keys(&self, account: &str, region: &str) -> Result<Vec<Arc<KmsKeyRow>>>;
+    /// An account's aliases in a region as (alias name, key id, created ms), by name.
+    fn kms_aliases(&self, account: &str, region: &str) -> Result<Vec<(String, String, i64)>>;
 
     fn principal(&self, arn: &str) -> Result<Option<PrincipalRow>>;
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>>;

@@ -6,6 +6,7 @@
 
 mod error;
 mod json;
+pub mod kms;
 pub mod query;
 pub mod secretsmanager;
 mod validate;

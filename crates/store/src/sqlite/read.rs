@@ -183,28 +183,51 @@ pub(crate) fn secret_regions(conn: &Connection, account: &str, name: &str) -> Re
         .map_err(backend)
 }
 
+const KMS_KEY_COLUMNS: &str = "key_id, account, region, arn, key_manager, state, created_ms, current_material, meta";
+
+fn kms_key_row(r: &Row<'_>) -> rusqlite::Result<KmsKeyRow> {
+    Ok(KmsKeyRow {
+        key_id: r.get(0)?,
+        account: r.get(1)?,
+        region: r.get(2)?,
+        arn: r.get(3)?,
+        key_manager: r.get(4)?,
+        state: r.get(5)?,
+        created_ms: r.get(6)?,
+        current_material: r.get(7)?,
+        meta: r.get(8)?,
+    })
+}
+
 pub(crate) fn kms_key(conn: &Connection, key_id: &str) -> Result<Option<KmsKeyRow>> {
+    conn.prepare_cached(&format!("SELECT {KMS_KEY_COLUMNS} FROM kms_keys WHERE key_id = ?1"))
+        .map_err(backend)?
+        .query_row([key_id], kms_key_row)
+        .optional()
+        .map_err(backend)
+}
+
+pub(crate) fn kms_keys(conn: &Connection, account: &str, region: &str) -> Result<Vec<KmsKeyRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {KMS_KEY_COLUMNS} FROM kms_keys WHERE account = ?1 AND region = ?2 ORDER BY key_id"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map(params![account, region], kms_key_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+pub(crate) fn kms_aliases(conn: &Connection, account: &str, region: &str) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT key_id, account, region, arn, key_manager, state, created_ms, current_material, meta
-             FROM kms_keys WHERE key_id = ?1",
+            "SELECT alias_name, key_id, created_ms FROM kms_aliases WHERE account = ?1 AND region = ?2
+             ORDER BY alias_name",
         )
         .map_err(backend)?;
-    stmt.query_row([key_id], |r| {
-        Ok(KmsKeyRow {
-            key_id: r.get(0)?,
-            account: r.get(1)?,
-            region: r.get(2)?,
-            arn: r.get(3)?,
-            key_manager: r.get(4)?,
-            state: r.get(5)?,
-            created_ms: r.get(6)?,
-            current_material: r.get(7)?,
-            meta: r.get(8)?,
-        })
-    })
-    .optional()
-    .map_err(backend)
+    let rows = stmt
+        .query_map(params![account, region], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
 pub(crate) fn kms_alias(conn: &Connection, account: &str, region: &str, alias: &str) -> Result<Option<String>> {

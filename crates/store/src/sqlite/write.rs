@@ -216,7 +216,11 @@ fn note(changed: &mut Changed, w: &Write) {
     match w {
         Write::UpdateSecret { row, .. } => changed.secrets.push(row.id),
         Write::PurgeSecret { id } => changed.secrets.push(*id),
-        Write::CreateKmsKey { .. } => changed.kms = true,
+        Write::CreateKmsKey { .. }
+        | Write::UpdateKmsKey { .. }
+        | Write::PutKmsAlias { .. }
+        | Write::DeleteKmsAlias { .. }
+        | Write::DeleteKmsKey { .. } => changed.kms = true,
         // Nothing else is cached by the store.
         _ => {}
     }
@@ -631,6 +635,49 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             conn,
             "DELETE FROM policy_attachments WHERE principal_arn = ?1 AND policy_arn = ?2",
             params![principal_arn, policy_arn],
+        ),
+        Write::UpdateKmsKey { key_id, state, meta } => exactly_one(
+            conn,
+            "UPDATE kms_keys SET state = ?2, meta = ?3 WHERE key_id = ?1",
+            params![key_id, state, meta],
+        ),
+        Write::PutKmsAlias {
+            account,
+            region,
+            alias_name,
+            key_id,
+            created_ms,
+            replace: false,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO kms_aliases (account, region, alias_name, key_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend)?
+            .execute(params![account, region, alias_name, key_id, created_ms])
+            .map_err(|e| constraint(e, "kms alias"))?;
+            Ok(Applied::Done)
+        }
+        Write::PutKmsAlias {
+            account,
+            region,
+            alias_name,
+            key_id,
+            replace: true,
+            ..
+        } => exactly_one(
+            conn,
+            "UPDATE kms_aliases SET key_id = ?4 WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
+            params![account, region, alias_name, key_id],
+        ),
+        Write::DeleteKmsKey { key_id } => exactly_one(conn, "DELETE FROM kms_keys WHERE key_id = ?1", params![key_id]),
+        Write::DeleteKmsAlias {
+            account,
+            region,
+            alias_name,
+        } => exactly_one(
+            conn,
+            "DELETE FROM kms_aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
+            params![account, region, alias_name],
         ),
         Write::AddGroupMember { group_arn, user_arn } => {
             conn.prepare_cached(
