@@ -306,3 +306,56 @@ def test_cli_round_trip(server, aws_cli, tmp_path, uniq):
         "--encryption-context", "app=cli", "--query", "Plaintext", "--output", "text", check=True,
     )
     assert base64.b64decode(dec.stdout.strip()) == b"from the cli"
+
+
+def test_secrets_manager_needs_the_callers_kms_permission_for_a_customer_key(server, kms, sm, iam, uniq):
+    key = kms.create_key()["KeyMetadata"]
+    name = uniq("needs-kms")
+    arn = sm.create_secret(Name=name, SecretString="guarded", KmsKeyId=key["KeyId"])["ARN"]
+    plain_arn = sm.create_secret(Name=uniq("default-kms"), SecretString="open")["ARN"]
+
+    def reader(*extra):
+        user = uniq("smkms")
+        iam.create_user(UserName=user)
+        statements = [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}, *extra]
+        iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=doc(*statements))
+        k = iam.create_access_key(UserName=user)["AccessKey"]
+        return make_client(server, access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"]), make_client(
+            server, service="kms", access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"]
+        )
+
+    # Secrets Manager permission alone: the default key is enough, a customer key is not.
+    sm_only, _ = reader()
+    assert sm_only.get_secret_value(SecretId=plain_arn)["SecretString"] == "open"
+    with raises_aws("AccessDeniedException", match=f"Access to KMS is not allowed.*kms:Decrypt on resource: {key['Arn']}"):
+        sm_only.get_secret_value(SecretId=arn)
+    # kms:Decrypt only through Secrets Manager (kms:ViaService), with this secret's context.
+    via = {
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": key["Arn"],
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": arn,
+            }
+        },
+    }
+    both, direct = reader(via)
+    assert both.get_secret_value(SecretId=arn)["SecretString"] == "guarded"
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext={"SecretARN": arn})["CiphertextBlob"]
+    with raises_aws("AccessDeniedException", match="kms:Decrypt"):
+        direct.decrypt(CiphertextBlob=blob, EncryptionContext={"SecretARN": arn})
+    # Writing a new version needs kms:GenerateDataKey.
+    writer_user = uniq("smw")
+    iam.create_user(UserName=writer_user)
+    iam.put_user_policy(
+        UserName=writer_user,
+        PolicyName="p",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": "*"}),
+    )
+    k = iam.create_access_key(UserName=writer_user)["AccessKey"]
+    writer = make_client(server, access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"])
+    with raises_aws("AccessDeniedException", match="kms:GenerateDataKey"):
+        writer.put_secret_value(SecretId=arn, SecretString="new")
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "guarded"

@@ -284,6 +284,23 @@ fn page<T>(
 }
 
 impl Kms {
+    /// A customer key's ARN and compiled key policy, for services that use
+    /// the key on a caller's behalf and must ask whether the caller may;
+    /// None for AWS-managed keys, whose policy lets every principal of the
+    /// account use them through the service.
+    pub fn customer_key_policy(&self, key_id: &str) -> Result<Option<(String, NamedPolicy)>, AwsError> {
+        let Some(row) = self.store.kms_key(key_id).map_err(store_err)? else {
+            return Ok(None);
+        };
+        if row.key_manager == "AWS" {
+            return Ok(None);
+        }
+        let meta = KeyMeta::parse(&row.meta);
+        let text = meta.policy.unwrap_or_else(|| default_policy(&row.account));
+        let policy = self.compiled_policy(&row.key_id, &text)?;
+        Ok(Some((row.arn.clone(), policy)))
+    }
+
     /// One KMS API call: `op` is the target's operation name, `body` its JSON.
     pub fn call(&self, ctx: &KmsCtx, op: &str, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         match op {

@@ -32,6 +32,17 @@ pub trait Authorizer: Send + Sync {
         keys: ContextKeys,
         resource_policy: Option<&NamedPolicy>,
     ) -> Result<(), AwsError>;
+
+    /// `Ok` when the caller may have Secrets Manager use a customer KMS key
+    /// for it (`kms:Decrypt`, `kms:GenerateDataKey`); the key policy must
+    /// allow, as KMS requires.
+    fn authorize_key(
+        &self,
+        action: &str,
+        key_arn: &str,
+        keys: ContextKeys,
+        key_policy: &NamedPolicy,
+    ) -> Result<(), AwsError>;
 }
 
 /// Allows everything: for callers that act as the service itself (the
@@ -40,6 +51,9 @@ pub struct AllowAll;
 
 impl Authorizer for AllowAll {
     fn authorize(&self, _: &str, _: &str, _: ContextKeys, _: Option<&NamedPolicy>) -> Result<(), AwsError> {
+        Ok(())
+    }
+    fn authorize_key(&self, _: &str, _: &str, _: ContextKeys, _: &NamedPolicy) -> Result<(), AwsError> {
         Ok(())
     }
 }

@@ -420,6 +420,47 @@ impl SecretsService {
         })
     }
 
+    /// The caller must be allowed to have Secrets Manager use the version's
+    /// customer key (`kms:Decrypt` to read, `kms:GenerateDataKey` to
+    /// write), with the encryption context AWS uses and `kms:ViaService`.
+    pub(crate) fn check_key_use(
+        &self,
+        ctx: &Ctx,
+        action: &str,
+        key_id: &str,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        let Some((key_arn, policy)) = self.kms.customer_key_policy(key_id)? else {
+            return Ok(());
+        };
+        let mut keys = tumbler_iam::ContextKeys::new();
+        keys.insert("kms:ViaService", format!("secretsmanager.{}.amazonaws.com", ctx.region));
+        keys.insert("kms:CallerAccount", ctx.account.clone());
+        keys.insert("kms:EncryptionContext:SecretARN", arn.to_owned());
+        keys.insert("kms:EncryptionContext:SecretVersionId", version_id.to_owned());
+        keys.insert_multi("kms:EncryptionContextKeys", ["SecretARN", "SecretVersionId"]);
+        ctx.authorizer
+            .authorize_key(action, &key_arn, keys, &policy)
+            .map_err(|e| AwsError::access_denied(format!("Access to KMS is not allowed. {}", e.message)))
+    }
+
+    /// A version's value for the caller: checked against its KMS key first.
+    pub(crate) fn load_value_for(
+        &self,
+        ctx: &Ctx,
+        d: &SecretState,
+        version_id: &str,
+    ) -> Result<Option<Value>, AwsError> {
+        match self.store.version_value(d.row.id, version_id).map_err(store_err)? {
+            None => Ok(None),
+            Some(sealed) => {
+                self.check_key_use(ctx, "kms:Decrypt", &sealed.kms_key_id, &d.row.arn, version_id)?;
+                self.open(&d.row.arn, version_id, &sealed).map(Some)
+            }
+        }
+    }
+
     pub(crate) fn load_value(&self, d: &SecretState, version_id: &str) -> Result<Option<Value>, AwsError> {
         match self.store.version_value(d.row.id, version_id).map_err(store_err)? {
             None => Ok(None),

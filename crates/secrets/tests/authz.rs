@@ -41,6 +41,15 @@ impl Authorizer for Recorder {
             Ok(())
         }
     }
+    fn authorize_key(
+        &self,
+        action: &str,
+        key_arn: &str,
+        keys: ContextKeys,
+        key_policy: &NamedPolicy,
+    ) -> Result<(), AwsError> {
+        self.authorize(action, key_arn, keys, Some(key_policy))
+    }
 }
 
 impl Recorder {

@@ -50,6 +50,20 @@ impl tumbler_secrets::Authorizer for CallerAuthorizer {
     ) -> Result<(), AwsError> {
         self.decide(action, resource, keys, resource_policy.map(ResourcePolicy::new))
     }
+
+    fn authorize_key(
+        &self,
+        action: &str,
+        key_arn: &str,
+        keys: ContextKeys,
+        key_policy: &NamedPolicy,
+    ) -> Result<(), AwsError> {
+        let policy = ResourcePolicy {
+            policy: key_policy,
+            required: true,
+        };
+        self.decide(action, key_arn, keys, Some(policy))
+    }
 }
 
 /// KMS requires the key policy to allow, even within the account (the

@@ -168,7 +168,10 @@ impl SecretsService {
                 versions.push(NewVersion {
                     version_id: t.clone(),
                     created_ms: now,
-                    value: Some(self.seal(&key, &arn, t, v)?),
+                    value: Some({
+                        self.check_key_use(ctx, "kms:GenerateDataKey", &key.key_id, &arn, t)?;
+                        self.seal(&key, &arn, t, v)?
+                    }),
                 });
                 stages.push((CURRENT.to_owned(), t.clone()));
             }
@@ -289,7 +292,9 @@ impl SecretsService {
         };
         // A version without a value (the rotation placeholder) reads as missing.
         let version = version.filter(|v| v.kind.is_some()).ok_or_else(missing)?;
-        let value = self.load_value(state, &version.version_id)?.ok_or_else(missing)?;
+        let value = self
+            .load_value_for(ctx, state, &version.version_id)?
+            .ok_or_else(missing)?;
         let today = day_of(ctx.now_ms());
         if state.row.last_accessed_ms.is_none_or(|d| d < today) || version.last_accessed_ms.is_none_or(|d| d < today) {
             self.store.touch(tumbler_store::AccessTouch {
@@ -443,6 +448,7 @@ impl SecretsService {
             None => false,
         };
         let key = self.key_for(ctx, d.meta.kms_key_id.as_deref())?;
+        self.check_key_use(ctx, "kms:GenerateDataKey", &key.key_id, d.arn(), token)?;
         let sealed = self.seal(&key, d.arn(), token, value)?;
         let mut stages = stages.to_vec();
         if !d.labels.contains_key(CURRENT) && !stages.iter().any(|s| s == CURRENT) {
