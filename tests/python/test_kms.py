@@ -359,3 +359,41 @@ def test_secrets_manager_needs_the_callers_kms_permission_for_a_customer_key(ser
     with raises_aws("AccessDeniedException", match="kms:GenerateDataKey"):
         writer.put_secret_value(SecretId=arn, SecretString="new")
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == "guarded"
+
+
+def test_key_tags(kms, uniq):
+    key = kms.create_key(Tags=[{"TagKey": "team", "TagValue": "blue"}])["KeyMetadata"]
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "team", "TagValue": "blue"}]
+    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "env", "TagValue": "prod"}, {"TagKey": "team", "TagValue": "red"}])
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [
+        {"TagKey": "env", "TagValue": "prod"},
+        {"TagKey": "team", "TagValue": "red"},
+    ]
+    kms.untag_resource(KeyId=key["KeyId"], TagKeys=["team"])
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "env", "TagValue": "prod"}]
+    with raises_aws("TagException", match="aws:"):
+        kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "aws:x", "TagValue": "y"}])
+
+
+def test_rotation_keeps_old_ciphertext_readable(server, kms):
+    key = kms.create_key()["KeyMetadata"]
+    before = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"before")["CiphertextBlob"]
+    status = kms.get_key_rotation_status(KeyId=key["KeyId"])
+    assert not status["KeyRotationEnabled"]
+    kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=180)
+    status = kms.get_key_rotation_status(KeyId=key["KeyId"])
+    assert status["KeyRotationEnabled"] and status["RotationPeriodInDays"] == 180 and "NextRotationDate" in status
+    assert kms.rotate_key_on_demand(KeyId=key["KeyId"])["KeyId"] == key["Arn"]
+    rotations = kms.list_key_rotations(KeyId=key["KeyId"])["Rotations"]
+    assert [r["RotationType"] for r in rotations] == ["ON_DEMAND"]
+    after = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"after")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=before)["Plaintext"] == b"before"
+    assert kms.decrypt(CiphertextBlob=after)["Plaintext"] == b"after"
+    kms.disable_key_rotation(KeyId=key["KeyId"])
+    assert not kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+    raw = make_client(server, service="kms", validate=False)
+    with raises_aws("ValidationException", match="rotationPeriodInDays"):
+        raw.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=30)
+    # AWS rotates its managed keys itself; its key policy does not let you.
+    with raises_aws("AccessDeniedException", match="kms:RotateKeyOnDemand"):
+        kms.rotate_key_on_demand(KeyId="alias/aws/secretsmanager")

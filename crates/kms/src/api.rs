@@ -64,6 +64,14 @@ pub(crate) struct KeyMeta {
     pub deletion_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_window_days: Option<i64>,
+    /// Automatic rotation: its period, and when it is next due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_period_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_ms: Option<i64>,
+    /// Past rotations as (time ms, AUTOMATIC | ON_DEMAND).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<(i64, String)>,
 }
 
 impl KeyMeta {
@@ -91,6 +99,9 @@ pub fn is_read_only(op: &str) -> bool {
             | "GenerateDataKey"
             | "GenerateDataKeyWithoutPlaintext"
             | "GenerateRandom"
+            | "ListResourceTags"
+            | "GetKeyRotationStatus"
+            | "ListKeyRotations"
     )
 }
 
@@ -324,6 +335,14 @@ impl Kms {
             "GetKeyPolicy" => self.get_key_policy(ctx, decode(body)?),
             "PutKeyPolicy" => self.put_key_policy(ctx, decode(body)?),
             "ListKeyPolicies" => self.list_key_policies(ctx, decode(body)?),
+            "TagResource" => self.tag_resource(ctx, decode(body)?),
+            "UntagResource" => self.untag_resource(ctx, decode(body)?),
+            "ListResourceTags" => self.list_resource_tags(ctx, decode(body)?),
+            "EnableKeyRotation" => self.enable_key_rotation(ctx, decode(body)?),
+            "DisableKeyRotation" => self.disable_key_rotation(ctx, decode(body)?),
+            "GetKeyRotationStatus" => self.get_key_rotation_status(ctx, decode(body)?),
+            "RotateKeyOnDemand" => self.rotate_key_on_demand(ctx, decode(body)?),
+            "ListKeyRotations" => self.list_key_rotations(ctx, decode(body)?),
             "" => Err(AwsError::unknown_operation("The request names no operation.")),
             other => Err(AwsError::unknown_operation(format!(
                 "KMS's {other} is not served here."
@@ -995,6 +1014,238 @@ impl Kms {
             policy_names: vec!["default".into()],
             truncated: false,
         }))
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Kms {
+    fn tag_resource(&self, ctx: &KmsCtx, r: w::TagResourceRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let new = tags(&r.tags)?;
+        if new.is_empty() {
+            return Err(validation("tags", "Member must not be null"));
+        }
+        let found = self.find(ctx, reference)?;
+        let mut keys = context_keys(ctx, None, None);
+        for (k, v) in &new {
+            keys.insert(&format!("aws:RequestTag/{k}"), v.clone());
+        }
+        keys.insert_multi("aws:TagKeys", new.iter().map(|(k, _)| k.clone()));
+        self.allow(ctx, "kms:TagResource", &found.key, keys)?;
+        let key = self.managed_by_customer(found.key)?;
+        let mut meta = key.meta.clone();
+        for (k, v) in new {
+            meta.tags.retain(|(old, _)| *old != k);
+            meta.tags.push((k, v));
+        }
+        meta.tags.sort();
+        if meta.tags.len() > 50 {
+            return Err(error("TagException", "A key has at most 50 tags."));
+        }
+        self.update(ctx, &key, &key.row.state, &meta)?;
+        Ok(b"{}".to_vec())
+    }
+
+    fn untag_resource(&self, ctx: &KmsCtx, r: w::UntagResourceRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let gone = r.tag_keys.clone().unwrap_or_default();
+        if gone.is_empty() {
+            return Err(validation("tagKeys", "Member must not be null"));
+        }
+        let found = self.find(ctx, reference)?;
+        let mut keys = context_keys(ctx, None, None);
+        keys.insert_multi("aws:TagKeys", gone.iter().cloned());
+        self.allow(ctx, "kms:UntagResource", &found.key, keys)?;
+        let key = self.managed_by_customer(found.key)?;
+        let mut meta = key.meta.clone();
+        meta.tags.retain(|(k, _)| !gone.contains(k));
+        self.update(ctx, &key, &key.row.state, &meta)?;
+        Ok(b"{}".to_vec())
+    }
+
+    fn list_resource_tags(&self, ctx: &KmsCtx, r: w::ListRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let found = self.find(ctx, reference)?;
+        self.allow(ctx, "kms:ListResourceTags", &found.key, context_keys(ctx, None, None))?;
+        let items = found
+            .key
+            .meta
+            .tags
+            .iter()
+            .map(|(k, v)| {
+                let tag = w::Tag {
+                    tag_key: Some(k.clone()),
+                    tag_value: Some(v.clone()),
+                };
+                (k.clone(), tag)
+            })
+            .collect();
+        let (tags, next) = page(r.limit, &r.marker, items)?;
+        Ok(encode(&w::ListResourceTagsResponse {
+            tags,
+            truncated: next.is_some(),
+            next_marker: next,
+        }))
+    }
+
+    /// Refuse changes to AWS-managed keys (after authorization, so that a
+    /// caller who may not see a key learns nothing of it).
+    fn managed_by_customer(&self, key: Key) -> Result<Key, AwsError> {
+        if key.aws_managed() {
+            return Err(error(
+                "UnsupportedOperationException",
+                format!("{} is an AWS managed key; it can't be changed.", key.row.arn),
+            ));
+        }
+        Ok(key)
+    }
+
+    fn enable_key_rotation(&self, ctx: &KmsCtx, r: w::EnableKeyRotationRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let days = r.rotation_period_in_days.unwrap_or(365);
+        if !(90..=2560).contains(&days) {
+            return Err(validation(
+                "rotationPeriodInDays",
+                "Member must have value between 90 and 2560",
+            ));
+        }
+        let key = self.customer_key(ctx, reference, "kms:EnableKeyRotation")?;
+        key.usable()?;
+        let mut meta = key.meta.clone();
+        meta.rotation_period_days = Some(days);
+        meta.next_rotation_ms = Some(ctx.now.as_millisecond() + days * DAY_MS);
+        self.update(ctx, &key, &key.row.state, &meta)?;
+        Ok(b"{}".to_vec())
+    }
+
+    fn disable_key_rotation(&self, ctx: &KmsCtx, r: w::KeyIdRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let key = self.customer_key(ctx, reference, "kms:DisableKeyRotation")?;
+        key.usable()?;
+        let mut meta = key.meta.clone();
+        meta.rotation_period_days = None;
+        meta.next_rotation_ms = None;
+        self.update(ctx, &key, &key.row.state, &meta)?;
+        Ok(b"{}".to_vec())
+    }
+
+    fn get_key_rotation_status(&self, ctx: &KmsCtx, r: w::KeyIdRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let found = self.find(ctx, reference)?;
+        self.allow(
+            ctx,
+            "kms:GetKeyRotationStatus",
+            &found.key,
+            context_keys(ctx, None, None),
+        )?;
+        let meta = &found.key.meta;
+        Ok(encode(&w::GetKeyRotationStatusResponse {
+            key_rotation_enabled: meta.next_rotation_ms.is_some(),
+            key_id: found.key.row.arn.clone(),
+            rotation_period_in_days: meta.rotation_period_days,
+            next_rotation_date: meta.next_rotation_ms.map(seconds),
+            on_demand_rotation_start_date: None,
+        }))
+    }
+
+    fn rotate_key_on_demand(&self, ctx: &KmsCtx, r: w::KeyIdRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let key = self.customer_key(ctx, reference, "kms:RotateKeyOnDemand")?;
+        key.usable()?;
+        self.rotate(
+            ctx.journal.as_deref(),
+            &key.row,
+            &key.meta,
+            ctx.now.as_millisecond(),
+            "ON_DEMAND",
+        )?;
+        Ok(encode(&w::KeyIdResponse {
+            key_id: key.row.arn.clone(),
+        }))
+    }
+
+    fn list_key_rotations(&self, ctx: &KmsCtx, r: w::ListRequest) -> Result<Vec<u8>, AwsError> {
+        let reference = key_id_param(&r.key_id, "keyId")?;
+        let found = self.find(ctx, reference)?;
+        self.allow(ctx, "kms:ListKeyRotations", &found.key, context_keys(ctx, None, None))?;
+        let items = found
+            .key
+            .meta
+            .rotations
+            .iter()
+            .enumerate()
+            .map(|(i, (ms, kind))| {
+                let entry = w::RotationsListEntry {
+                    key_id: found.key.row.arn.clone(),
+                    rotation_date: seconds(*ms),
+                    rotation_type: kind.clone(),
+                };
+                (format!("{i:08}"), entry)
+            })
+            .collect();
+        let (rotations, next) = page(r.limit, &r.marker, items)?;
+        Ok(encode(&w::ListKeyRotationsResponse {
+            rotations,
+            truncated: next.is_some(),
+            next_marker: next,
+        }))
+    }
+
+    /// New material for a key: it encrypts from now on, and the old
+    /// material stays to decrypt what it encrypted.
+    fn rotate(
+        &self,
+        journal: Option<&dyn Journal>,
+        row: &KmsKeyRow,
+        meta: &KeyMeta,
+        now_ms: i64,
+        kind: &str,
+    ) -> Result<(), AwsError> {
+        let version = row.current_material + 1;
+        let material = tumbler_crypto::generate_key().map_err(|e| kms_err(e.into()))?;
+        let wrapped = self
+            .material_kek
+            .seal(material.expose(), &material_aad(&row.key_id, version as u32))
+            .map_err(|e| kms_err(e.into()))?;
+        let mut meta = meta.clone();
+        meta.rotations.push((now_ms, kind.to_owned()));
+        if let Some(days) = meta.rotation_period_days {
+            meta.next_rotation_ms = Some(now_ms + days * DAY_MS);
+        }
+        let write = Write::AddKmsMaterial {
+            key_id: row.key_id.clone(),
+            version,
+            wrapped,
+            created_ms: now_ms,
+            meta: meta.to_json(),
+        };
+        match tumbler_store::apply_journaled(self.store.as_ref(), journal, vec![write]) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => Err(error(
+                "ConflictException",
+                "The key was rotated by another request at the same time; try again.",
+            )),
+            Err(StoreError::NotFound) => Err(not_found(format!("Key '{}' does not exist", row.arn))),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Keys whose automatic rotation is due by `now`, rotated.
+    pub fn rotate_due_keys(&self, now: jiff::Timestamp) -> Result<usize, KmsError> {
+        let due = self.store.kms_keys_due_for_rotation(now.as_millisecond())?;
+        let mut rotated = 0;
+        for key_id in &due {
+            let Some(row) = self.store.kms_key(key_id)? else {
+                continue;
+            };
+            let meta = KeyMeta::parse(&row.meta);
+            match self.rotate(None, &row, &meta, now.as_millisecond(), "AUTOMATIC") {
+                Ok(()) => rotated += 1,
+                Err(e) => tracing::warn!(key = %key_id, error = %e.message, "automatic key rotation failed"),
+            }
+        }
+        Ok(rotated)
     }
 }
 

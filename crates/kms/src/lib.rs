@@ -411,6 +411,57 @@ mod tests {
     }
 
     #[test]
+    fn rotation_is_due_after_its_period_and_old_ciphertext_still_opens() {
+        let (dir, kms) = kms();
+        let ctx = KmsCtx {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            now: jiff::Timestamp::now(),
+            authorizer: Arc::new(AllowAll),
+            journal: None,
+        };
+        let call = |op: &str, body: String| -> serde_json::Value {
+            serde_json::from_slice(&kms.call(&ctx, op, body.as_bytes()).unwrap()).unwrap()
+        };
+        let key_id = call("CreateKey", "{}".into())["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let old = call("Encrypt", format!(r#"{{"KeyId":"{key_id}","Plaintext":"b2xk"}}"#))["CiphertextBlob"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        call(
+            "EnableKeyRotation",
+            format!(r#"{{"KeyId":"{key_id}","RotationPeriodInDays":90}}"#),
+        );
+        assert_eq!(
+            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 89))
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 91))
+                .unwrap(),
+            1
+        );
+        let rotations = call("ListKeyRotations", format!(r#"{{"KeyId":"{key_id}"}}"#));
+        assert_eq!(rotations["Rotations"][0]["RotationType"], "AUTOMATIC");
+        let new = call("Encrypt", format!(r#"{{"KeyId":"{key_id}","Plaintext":"bmV3"}}"#))["CiphertextBlob"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The blob names its material: version 1 before the rotation, 2 after.
+        let version = |blob: &str| parse_blob(&tumbler_wire::kms::decode_blob(blob).unwrap()).unwrap().1;
+        assert_eq!((version(&old), version(&new)), (1, 2));
+        for (blob, plain) in [(old, "b2xk"), (new, "bmV3")] {
+            let out = call("Decrypt", format!(r#"{{"CiphertextBlob":"{blob}"}}"#));
+            assert_eq!(out["Plaintext"], plain);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn prepared_data_keys_stay_bound_to_their_context() {
         let (dir, kms) = kms();
         let k = kms.default_secrets_key("000000000000", "us-east-1").unwrap();

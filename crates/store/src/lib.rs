@@ -187,6 +187,16 @@ pub enum Write {
         created_ms: i64,
         replace: bool,
     },
+    /// New key material (a rotation): stored as `version`, which becomes the
+    /// key's current material, with the key's new `meta`. `NotFound` if
+    /// the key is gone, `Conflict` if `version` is not the next one.
+    AddKmsMaterial {
+        key_id: String,
+        version: i64,
+        wrapped: Vec<u8>,
+        created_ms: i64,
+        meta: String,
+    },
     /// Delete a KMS key with its material and aliases.
     DeleteKmsKey {
         key_id: String,
@@ -548,6 +558,9 @@ pub trait Store: Send + Sync + 'static {
     /// Keys pending deletion whose window ended by `now_ms` (the KMS
     /// domain's `meta.DeletionMs`).
     fn kms_keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// Enabled keys whose automatic rotation is due by `now_ms` (the KMS
+    /// domain's `meta.NextRotationMs`).
+    fn kms_keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>>;
     /// An account's KMS keys in a region, by key id.
     fn kms_keys(&self, account: &str, region: &str) -> Result<Vec<Arc<KmsKeyRow>>>;
     /// An account's aliases in a region as (alias name, key id, created ms), by name.

@@ -220,7 +220,8 @@ fn note(changed: &mut Changed, w: &Write) {
         | Write::UpdateKmsKey { .. }
         | Write::PutKmsAlias { .. }
         | Write::DeleteKmsAlias { .. }
-        | Write::DeleteKmsKey { .. } => changed.kms = true,
+        | Write::DeleteKmsKey { .. }
+        | Write::AddKmsMaterial { .. } => changed.kms = true,
         // Nothing else is cached by the store.
         _ => {}
     }
@@ -669,6 +670,40 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             "UPDATE kms_aliases SET key_id = ?4 WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
             params![account, region, alias_name, key_id],
         ),
+        Write::AddKmsMaterial {
+            key_id,
+            version,
+            wrapped,
+            created_ms,
+            meta,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE kms_keys SET current_material = ?2, meta = ?3 WHERE key_id = ?1 AND current_material = ?2 - 1",
+                )
+                .map_err(backend)?
+                .execute(params![key_id, version, meta])
+                .map_err(backend)?;
+            if n == 0 {
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM kms_keys WHERE key_id = ?1")
+                    .map_err(backend)?
+                    .exists([&key_id])
+                    .map_err(backend)?;
+                return Err(if exists {
+                    StoreError::Conflict
+                } else {
+                    StoreError::NotFound
+                });
+            }
+            conn.prepare_cached(
+                "INSERT INTO kms_key_material (key_id, version, wrapped, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![key_id, version, wrapped, created_ms])
+            .map_err(backend)?;
+            Ok(Applied::Done)
+        }
         Write::DeleteKmsKey { key_id } => exactly_one(conn, "DELETE FROM kms_keys WHERE key_id = ?1", params![key_id]),
         Write::DeleteKmsAlias {
             account,
