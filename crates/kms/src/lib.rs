@@ -374,16 +374,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keys_are_deleted_at_the_end_of_their_window_only() {
-        let (dir, kms) = kms();
-        let ctx = KmsCtx {
+    fn allow_all_ctx() -> KmsCtx {
+        KmsCtx {
             account: "000000000000".into(),
             region: "us-east-1".into(),
             now: jiff::Timestamp::now(),
             authorizer: Arc::new(AllowAll),
             journal: None,
-        };
+        }
+    }
+
+    #[test]
+    fn keys_are_deleted_at_the_end_of_their_window_only() {
+        let (dir, kms) = kms();
+        let ctx = allow_all_ctx();
         let created: serde_json::Value = serde_json::from_slice(&kms.call(&ctx, "CreateKey", b"{}").unwrap()).unwrap();
         let key_id = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
         let body = format!(r#"{{"KeyId":"{key_id}","Plaintext":"aGk="}}"#);
@@ -413,13 +417,7 @@ mod tests {
     #[test]
     fn rotation_is_due_after_its_period_and_old_ciphertext_still_opens() {
         let (dir, kms) = kms();
-        let ctx = KmsCtx {
-            account: "000000000000".into(),
-            region: "us-east-1".into(),
-            now: jiff::Timestamp::now(),
-            authorizer: Arc::new(AllowAll),
-            journal: None,
-        };
+        let ctx = allow_all_ctx();
         let call = |op: &str, body: String| -> serde_json::Value {
             serde_json::from_slice(&kms.call(&ctx, op, body.as_bytes()).unwrap()).unwrap()
         };

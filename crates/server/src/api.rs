@@ -339,15 +339,7 @@ async fn secrets_call(
     journal: Option<Arc<CallJournal>>,
 ) -> Result<Vec<u8>, AwsError> {
     let now = jiff::Timestamp::now();
-    let authorizer = crate::authz::CallerAuthorizer {
-        identity: state.identity.clone(),
-        caller: caller.principal.clone(),
-        request: tumbler_identity::RequestInfo {
-            now,
-            source_ip: Some(info.peer.ip()),
-            secure_transport: info.tls,
-        },
-    };
+    let authorizer = crate::authz::CallerAuthorizer::new(state, caller, info, now);
     let mut ctx = tumbler_secrets::Ctx::new(
         caller.principal.account.clone(),
         caller.region.clone(),
@@ -394,15 +386,7 @@ async fn kms_call(
         account: caller.principal.account.clone(),
         region: caller.region.clone(),
         now,
-        authorizer: Arc::new(crate::authz::CallerAuthorizer {
-            identity: state.identity.clone(),
-            caller: caller.principal.clone(),
-            request: tumbler_identity::RequestInfo {
-                now,
-                source_ip: Some(info.peer.ip()),
-                secure_transport: info.tls,
-            },
-        }),
+        authorizer: Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now)),
         journal: journal.map(|j| j as Arc<dyn tumbler_store::Journal>),
     };
     let s = state.clone();

@@ -13,6 +13,24 @@ pub struct CallerAuthorizer {
 }
 
 impl CallerAuthorizer {
+    /// The authenticated caller of one request, as of `now`.
+    pub fn new(
+        state: &crate::AppState,
+        caller: &crate::gate::Caller,
+        info: crate::ConnInfo,
+        now: jiff::Timestamp,
+    ) -> Self {
+        CallerAuthorizer {
+            identity: state.identity.clone(),
+            caller: caller.principal.clone(),
+            request: RequestInfo {
+                now,
+                source_ip: Some(info.peer.ip()),
+                secure_transport: info.tls,
+            },
+        }
+    }
+
     fn decide(
         &self,
         action: &str,

@@ -269,29 +269,11 @@ impl Store for SqliteStore {
     }
 
     fn kms_keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT key_id FROM kms_keys WHERE state = 'PendingDeletion'
-                     AND json_extract(meta, '$.DeletionMs') <= ?1 ORDER BY key_id",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map([now_ms], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
-        })
+        self.read(|c| read::kms_keys_due(c, "PendingDeletion", "$.DeletionMs", now_ms))
     }
 
     fn kms_keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT key_id FROM kms_keys WHERE state = 'Enabled'
-                     AND json_extract(meta, '$.NextRotationMs') <= ?1 ORDER BY key_id",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map([now_ms], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
-        })
+        self.read(|c| read::kms_keys_due(c, "Enabled", "$.NextRotationMs", now_ms))
     }
 
     fn kms_keys(&self, account: &str, region: &str) -> Result<Vec<Arc<KmsKeyRow>>> {

@@ -217,6 +217,17 @@ pub(crate) fn kms_keys(conn: &Connection, account: &str, region: &str) -> Result
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
+/// Keys in `state` whose `meta` time at `path` is at or before `now_ms`.
+pub(crate) fn kms_keys_due(conn: &Connection, state: &str, path: &str, now_ms: i64) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key_id FROM kms_keys WHERE state = ?1 AND json_extract(meta, ?2) <= ?3 ORDER BY key_id")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![state, path, now_ms], |r| r.get(0))
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+}
+
 pub(crate) fn kms_aliases(conn: &Connection, account: &str, region: &str) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn
         .prepare_cached(
