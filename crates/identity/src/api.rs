@@ -442,10 +442,32 @@ impl Identity {
         r.map(|_| ())
     }
 
-    /// Commit a new user, role or group; EntityAlreadyExists if its name is taken.
-    fn insert_principal(&self, call: &Call<'_>, row: &PrincipalRow) -> Result<(), AwsError> {
+    /// Commit a new user, role or group with a fresh unique id (AWS's
+    /// prefix for its kind); EntityAlreadyExists if its name is taken.
+    fn insert_principal(
+        &self,
+        call: &Call<'_>,
+        arn: String,
+        kind: &str,
+        name: &str,
+        meta: &PrincipalMeta,
+    ) -> Result<PrincipalRow, AwsError> {
+        let prefix = match kind {
+            "user" => "AIDA",
+            "group" => "AGPA",
+            _ => "AROA",
+        };
+        let row = PrincipalRow {
+            arn,
+            account: call.caller.account.clone(),
+            kind: kind.into(),
+            name: name.into(),
+            unique_id: format!("{prefix}{}", random_from(ID_ALPHABET, 17)?),
+            created_ms: call.request.now.as_millisecond(),
+            meta: meta.to_json(),
+        };
         match self.apply(call, vec![Write::CreatePrincipal(row.clone())]) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(row),
             Err(StoreError::Duplicate(_)) => Err(already_exists(format!(
                 "{} with name {} already exists.",
                 noun(&row.kind),
@@ -645,16 +667,7 @@ impl Identity {
             permissions_boundary: boundary.map(str::to_owned),
             ..PrincipalMeta::default()
         };
-        let row = PrincipalRow {
-            arn,
-            account: account.clone(),
-            kind: "user".into(),
-            name: name.into(),
-            unique_id: format!("AIDA{}", random_from(ID_ALPHABET, 17)?),
-            created_ms: call.request.now.as_millisecond(),
-            meta: meta.to_json(),
-        };
-        self.insert_principal(call, &row)?;
+        let row = self.insert_principal(call, arn, "user", name, &meta)?;
         let mut x = Xml::new();
         x.open("User");
         user_xml(&mut x, &row, &meta);
@@ -1506,16 +1519,7 @@ impl Identity {
             bootstrap: None,
             permissions_boundary: boundary.map(str::to_owned),
         };
-        let row = PrincipalRow {
-            arn,
-            account: account.clone(),
-            kind: "role".into(),
-            name: name.into(),
-            unique_id: format!("AROA{}", random_from(ID_ALPHABET, 17)?),
-            created_ms: call.request.now.as_millisecond(),
-            meta: meta.to_json(),
-        };
-        self.insert_principal(call, &row)?;
+        let row = self.insert_principal(call, arn, "role", name, &meta)?;
         let mut x = Xml::new();
         x.open("Role");
         role_xml(&mut x, &row, &meta);

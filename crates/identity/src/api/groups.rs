@@ -10,11 +10,11 @@ use tumbler_wire::AwsError;
 use tumbler_wire::query::Xml;
 
 use super::{
-    Call, ID_ALPHABET, check_path, db, delete_conflict, group_arn, group_xml, internal, no_such_entity, noun, page,
-    page_end, required, required_name, user_arn, user_xml,
+    Call, check_path, db, delete_conflict, group_arn, group_xml, internal, no_such_entity, noun, page, page_end,
+    required, required_name, user_arn, user_xml,
 };
+use crate::Identity;
 use crate::authz::PrincipalMeta;
-use crate::{Identity, random_from};
 
 impl Identity {
     pub(super) fn create_group(&self, call: &Call<'_>) -> Result<Option<String>, AwsError> {
@@ -27,16 +27,7 @@ impl Identity {
             path: "/".into(),
             ..PrincipalMeta::default()
         };
-        let row = PrincipalRow {
-            arn,
-            account: account.clone(),
-            kind: "group".into(),
-            name: name.into(),
-            unique_id: format!("AGPA{}", random_from(ID_ALPHABET, 17)?),
-            created_ms: call.request.now.as_millisecond(),
-            meta: meta.to_json(),
-        };
-        self.insert_principal(call, &row)?;
+        let row = self.insert_principal(call, arn, "group", name, &meta)?;
         let mut x = Xml::new();
         x.open("Group");
         group_xml(&mut x, &row, &meta);
