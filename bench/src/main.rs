@@ -3,6 +3,8 @@
 //! - `seed`: CreateSecret N secrets with C concurrent clients (creates/s).
 //! - `put`: PutSecretValue for D seconds with C clients (durable writes/s).
 //! - `list`: ListSecrets first page, repeated (p50/p99 latency).
+//! - `kms`: Encrypt, Decrypt or GenerateDataKey of 64 bytes under a new
+//!   customer key, for D seconds with C clients (calls/s).
 //! - `wrk-script`: a wrk Lua script that replays one SigV4-signed
 //!   GetSecretValue request (valid for the 15-minute signature window, as a
 //!   busy SDK client's requests are); the server verifies every one in full.
@@ -53,6 +55,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         repeat: usize,
     },
+    Kms {
+        #[arg(long, value_enum)]
+        op: KmsOp,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     WrkScript {
         #[arg(long)]
         secret_id: String,
@@ -73,6 +83,61 @@ fn client(cli: &Cli) -> aws_sdk_secretsmanager::Client {
         .endpoint_url(&cli.endpoint)
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum KmsOp {
+    Encrypt,
+    Decrypt,
+    GenerateDataKey,
+}
+
+fn kms_client(cli: &Cli) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(cli.region.clone()))
+        .credentials_provider(Credentials::new(
+            &cli.access_key_id,
+            &cli.secret_access_key,
+            None,
+            None,
+            "bench",
+        ))
+        .endpoint_url(&cli.endpoint)
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+/// Run `call(task, i)` from `concurrency` tasks for `seconds`; the sorted
+/// latencies of every call and the wall time.
+async fn run_for<F, Fut>(seconds: u64, concurrency: usize, call: F) -> Result<(Vec<Duration>, f64)>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0usize;
+            while Instant::now() < deadline {
+                let s = Instant::now();
+                call(t, i).await?;
+                lat.push(s.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    Ok((all, started.elapsed().as_secs_f64()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -129,36 +194,86 @@ async fn main() -> Result<()> {
             seconds,
             concurrency,
         } => {
-            let deadline = Instant::now() + Duration::from_secs(*seconds);
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for t in 0..*concurrency {
-                let (c, prefix, secrets) = (c.clone(), prefix.clone(), *secrets);
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::new();
-                    let mut i = 0usize;
-                    while Instant::now() < deadline {
-                        let id = format!("{prefix}/{:07}", (t * 7919 + i * 104_729) % secrets);
-                        let s = Instant::now();
-                        c.put_secret_value()
-                            .secret_id(&id)
-                            .secret_string(format!("v-{t}-{i}"))
-                            .send()
-                            .await?;
-                        lat.push(s.elapsed());
-                        i += 1;
-                    }
-                    Ok::<_, anyhow::Error>(lat)
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await??);
-            }
-            all.sort();
-            let secs = started.elapsed().as_secs_f64();
+            let (prefix, secrets) = (prefix.clone(), *secrets);
+            let (all, secs) = run_for(*seconds, *concurrency, move |t, i| {
+                let (c, id) = (c.clone(), format!("{prefix}/{:07}", (t * 7919 + i * 104_729) % secrets));
+                async move {
+                    c.put_secret_value()
+                        .secret_id(&id)
+                        .secret_string(format!("v-{t}-{i}"))
+                        .send()
+                        .await?;
+                    Ok(())
+                }
+            })
+            .await?;
             println!(
                 "put concurrency={concurrency} writes={} puts_per_sec={:.0} p50_ms={:.2} p99_ms={:.2}",
+                all.len(),
+                all.len() as f64 / secs,
+                percentile(&all, 0.5),
+                percentile(&all, 0.99)
+            );
+        }
+        Command::Kms {
+            op,
+            seconds,
+            concurrency,
+        } => {
+            use aws_sdk_kms::primitives::Blob;
+            let k = kms_client(&cli);
+            let key_id = k
+                .create_key()
+                .description("tumbler-bench")
+                .send()
+                .await?
+                .key_metadata
+                .context("CreateKey returned no metadata")?
+                .key_id;
+            let plaintext = Blob::new(vec![7u8; 64]);
+            let blob = k
+                .encrypt()
+                .key_id(&key_id)
+                .plaintext(plaintext.clone())
+                .encryption_context("purpose", "bench")
+                .send()
+                .await?
+                .ciphertext_blob
+                .context("Encrypt returned no blob")?;
+            let op = *op;
+            let (all, secs) = run_for(*seconds, *concurrency, move |_, _| {
+                let (k, key_id, plaintext, blob) = (k.clone(), key_id.clone(), plaintext.clone(), blob.clone());
+                async move {
+                    match op {
+                        KmsOp::Encrypt => {
+                            k.encrypt()
+                                .key_id(key_id)
+                                .plaintext(plaintext)
+                                .encryption_context("purpose", "bench")
+                                .send()
+                                .await?;
+                        }
+                        KmsOp::Decrypt => {
+                            k.decrypt()
+                                .ciphertext_blob(blob)
+                                .encryption_context("purpose", "bench")
+                                .send()
+                                .await?;
+                        }
+                        KmsOp::GenerateDataKey => {
+                            k.generate_data_key()
+                                .key_id(key_id)
+                                .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                                .send()
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+            println!(
+                "kms op={op:?} concurrency={concurrency} calls={} calls_per_sec={:.0} p50_ms={:.2} p99_ms={:.2}",
                 all.len(),
                 all.len() as f64 / secs,
                 percentile(&all, 0.5),

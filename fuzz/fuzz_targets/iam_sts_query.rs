@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use tumbler_crypto::RootKey;
+use tumbler_crypto::MasterKey;
 use tumbler_identity::{Call, Identity, Principal, RequestInfo};
 use tumbler_store::SqliteStore;
 
@@ -94,7 +94,7 @@ fn fixture() -> &'static Fixture {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.join("fuzz.db")).expect("store"));
-        let identity = Identity::new(store, &RootKey::from_bytes(&[7; 32]).expect("root key"));
+        let identity = Identity::new(store, &MasterKey::from_bytes(&[7; 32]).expect("root key"));
         let akid = "AKIAFUZZFUZZFUZZFUZZ";
         let secret = tumbler_identity::new_secret_access_key().expect("secret");
         identity.ensure_bootstrap("000000000000", akid, &secret).expect("bootstrap");

@@ -410,10 +410,13 @@ class CliResult:
         return self.returncode == 0
 
 
-def run_tumbler(*args: str) -> subprocess.CompletedProcess:
-    """Run a `tumbler` subcommand (audit, policy) without the caller's AWS/TUMBLER env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
-    env["RUST_BACKTRACE"] = "0"
+def run_tumbler(*args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run a `tumbler` subcommand (audit, policy, admin) without the caller's AWS/TUMBLER env,
+    plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
+    base["RUST_BACKTRACE"] = "0"
+    base.update(env or {})
+    env = base
     return subprocess.run(
         [str(tumbler_bin()), *args],
         capture_output=True,

@@ -122,11 +122,11 @@ impl tumbler_store::AuditLinker for Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tumbler_crypto::{MacPurpose, RootKey};
+    use tumbler_crypto::{MacPurpose, MasterKey};
 
     fn chain(seed: u8) -> Chain {
         Chain::new(
-            RootKey::from_bytes(&[seed; 32])
+            MasterKey::from_bytes(&[seed; 32])
                 .unwrap()
                 .derive_mac(MacPurpose::AuditChain),
         )

@@ -123,14 +123,14 @@ fn recorded_before(json: &str, before: jiff::Timestamp) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use tumbler_crypto::{MacPurpose, RootKey};
+    use tumbler_crypto::{MacPurpose, MasterKey};
     use tumbler_store::{AuditRecord, SqliteStore};
 
     use super::*;
 
     fn chain() -> Arc<Chain> {
         Arc::new(Chain::new(
-            RootKey::from_bytes(&[4; 32])
+            MasterKey::from_bytes(&[4; 32])
                 .unwrap()
                 .derive_mac(MacPurpose::AuditChain),
         ))

@@ -102,8 +102,8 @@ fn open(dir: &DataDir) -> Result<std::sync::Arc<dyn Store>> {
     if !dir.data_dir.join("tumbler.db").exists() {
         bail!("{} holds no Tumbler store", dir.data_dir.display());
     }
-    let root = crate::init::root_key(&dir.data_dir, false)?;
-    crate::init::open_store(&dir.data_dir, &root)
+    let master = crate::root::master_key(&dir.data_dir, None)?;
+    crate::init::open_store(&dir.data_dir, &master)
 }
 
 /// Every event matching `query` (its `after_seq` and `limit` are managed here), page by page.
@@ -150,7 +150,7 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
             expect_events,
             expect_mac,
         } => {
-            let chain = crate::init::audit_chain(&crate::init::root_key(&dir.data_dir, false)?);
+            let chain = crate::init::audit_chain(&crate::root::master_key(&dir.data_dir, None)?);
             let store = open(&dir)?;
             let anchor = store.audit_anchor().context("cannot read the audit trail")?;
             // Stream pages into the verifier; a read error ends the stream
@@ -275,7 +275,7 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
                 (None, Some(days)) => now - jiff::SignedDuration::from_hours(24 * i64::from(days)),
                 (None, None) => bail!("give --before or --older-than-days"),
             };
-            let chain = crate::init::audit_chain(&crate::init::root_key(&dir.data_dir, false)?);
+            let chain = crate::init::audit_chain(&crate::root::master_key(&dir.data_dir, None)?);
             let store = open(&dir)?;
             let pruned = tumbler_audit::prune(store.as_ref(), &chain, cut, now.as_millisecond())?;
             if pruned.events == 0 {

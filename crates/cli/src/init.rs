@@ -1,16 +1,16 @@
-//! First start and every start: the data directory, the root key, the
-//! store, TLS material and the bootstrap administrator.
+//! First start and every start: the data directory, the master key (see
+//! root.rs), the store, TLS material and the bootstrap administrator.
 
 use std::fs;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use tumbler_crypto::RootKey;
+use tumbler_crypto::MasterKey;
+
 use tumbler_identity::Identity;
 use tumbler_secrets::SecretsService;
 use tumbler_types::SensitiveString;
@@ -22,6 +22,8 @@ pub struct Options {
     pub listen: SocketAddr,
     pub bootstrap: Option<(String, String)>,
     pub tls_cert: Option<(PathBuf, PathBuf)>,
+    /// The remote KMS key for the root key, on first start.
+    pub root_kms: crate::root::KmsArgs,
 }
 
 pub struct Setup {
@@ -38,7 +40,7 @@ pub struct Setup {
 
 /// Write a file readable by its owner only, atomically (temp file + rename),
 /// so a crash never leaves half a key behind.
-fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -51,41 +53,6 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     f.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// The root key from `TUMBLER_ROOT_KEY` or `DIR/root.key`, generated on
-/// first start if `create`.
-pub fn root_key(dir: &Path, create: bool) -> Result<RootKey> {
-    if let Ok(v) = std::env::var("TUMBLER_ROOT_KEY") {
-        let bytes = hex::decode(v.trim())
-            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v.trim()))
-            .context("TUMBLER_ROOT_KEY must be 32 bytes in hex or base64")?;
-        return RootKey::from_bytes(&bytes).context("TUMBLER_ROOT_KEY must be 32 bytes");
-    }
-    let path = dir.join("root.key");
-    if path.exists() {
-        let mode = fs::metadata(&path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by other users (mode {:o}); run chmod 600 on it",
-                path.display(),
-                mode & 0o777
-            );
-        }
-        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))?;
-        return RootKey::from_bytes(&bytes).with_context(|| format!("{} must hold 32 bytes", path.display()));
-    }
-    if !create {
-        bail!(
-            "{} does not exist and TUMBLER_ROOT_KEY is not set: is {} a Tumbler data directory?",
-            path.display(),
-            dir.display()
-        );
-    }
-    let key = RootKey::generate()?;
-    write_private(&path, format!("{}\n", hex::encode(key.expose())).as_bytes())?;
-    Ok(key)
 }
 
 fn tls_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>> {
@@ -118,13 +85,14 @@ fn tls_config(opts: &Options) -> Result<Option<Arc<rustls::ServerConfig>>> {
     Ok(Some(tumbler_server::tls::server_config(&cert, &key)?))
 }
 
-/// The store in `dir`, its audit trail chained under the root key.
-pub fn audit_chain(root: &RootKey) -> tumbler_audit::Chain {
-    tumbler_audit::Chain::new(root.derive_mac(tumbler_crypto::MacPurpose::AuditChain))
+/// The audit trail's MAC chain, keyed from the master key.
+pub fn audit_chain(master: &MasterKey) -> tumbler_audit::Chain {
+    tumbler_audit::Chain::new(master.derive_mac(tumbler_crypto::MacPurpose::AuditChain))
 }
 
-pub fn open_store(dir: &Path, root: &RootKey) -> Result<Arc<dyn tumbler_store::Store>> {
-    let store = tumbler_store::SqliteStore::open_audited(&dir.join("tumbler.db"), Arc::new(audit_chain(root)))
+/// The store in `dir`, its audit trail chained under the master key.
+pub fn open_store(dir: &Path, master: &MasterKey) -> Result<Arc<dyn tumbler_store::Store>> {
+    let store = tumbler_store::SqliteStore::open_audited(&dir.join("tumbler.db"), Arc::new(audit_chain(master)))
         .context("cannot open the store")?;
     Ok(Arc::new(store))
 }
@@ -136,10 +104,10 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         .mode(0o700)
         .create(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
-    let root = root_key(&opts.data_dir, true)?;
-    let store = open_store(&opts.data_dir, &root)?;
-    let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
-    let identity = Arc::new(Identity::new(store.clone(), &root));
+    let master = crate::root::master_key(&opts.data_dir, Some(&opts.root_kms))?;
+    let store = open_store(&opts.data_dir, &master)?;
+    let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &master));
+    let identity = Arc::new(Identity::new(store.clone(), &master));
     let secrets = Arc::new(SecretsService::new(store.clone(), kms.clone()));
     let tls = tls_config(opts)?;
 
@@ -152,7 +120,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
                 secrets,
                 kms,
                 store,
-                audit_chain: audit_chain(&root),
+                audit_chain: audit_chain(&master),
                 tls,
                 new_credentials: None,
             });
@@ -186,7 +154,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         secrets,
         kms,
         store,
-        audit_chain: audit_chain(&root),
+        audit_chain: audit_chain(&master),
         tls,
         new_credentials,
     })

@@ -5,6 +5,7 @@
 mod audit;
 mod init;
 mod policy;
+mod root;
 
 /// mimalloc: the request path allocates many small short-lived buffers
 /// (headers, JSON), where it measurably beats glibc's allocator.
@@ -40,6 +41,28 @@ enum Command {
     /// Simulate authorization: would a principal be allowed, and why?
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Administer a data directory's root of trust.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Seal the keyring under a new root key (a new key file, TUMBLER_NEW_ROOT_KEY,
+    /// TUMBLER_NEW_ROOT_PASSPHRASE or a remote KMS key). Running servers go on
+    /// unaffected; the next start needs the new root key.
+    RotateRootKey(RotateRootKeyArgs),
+}
+
+#[derive(Args)]
+struct RotateRootKeyArgs {
+    #[arg(long, env = "TUMBLER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Where the new root key comes from (default: where the current one does).
+    #[arg(long, value_enum)]
+    to: Option<root::SourceKind>,
+    #[command(flatten)]
+    kms: root::KmsArgs,
 }
 
 /// What happens to a call whose audit event cannot be written.
@@ -109,6 +132,12 @@ struct ServerArgs {
     #[arg(long, hide = true, env = "TUMBLER_SWEEP_INTERVAL_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     sweep_interval_secs: u64,
+    /// On first start, the root key is encrypted by this remote KMS key
+    /// and decrypted by it at every start (auto-unseal). Without it the
+    /// root key is TUMBLER_ROOT_PASSPHRASE (Argon2id), TUMBLER_ROOT_KEY or,
+    /// by default, a generated DIR/root.key.
+    #[command(flatten)]
+    root_kms: root::KmsArgs,
 }
 
 fn main() -> Result<()> {
@@ -121,6 +150,10 @@ fn main() -> Result<()> {
         Command::Server(args) => server(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Admin(AdminCommand::RotateRootKey(a)) => {
+            println!("{}", root::rotate(&a.data_dir, a.to, &a.kms)?);
+            Ok(())
+        }
     }
 }
 
@@ -138,6 +171,7 @@ fn server(args: ServerArgs) -> Result<()> {
             .clone()
             .zip(args.bootstrap_secret_access_key.clone()),
         tls_cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+        root_kms: args.root_kms.clone(),
     })?;
     // One scheduler thread per core we may run on (taskset/cgroup limits
     // count). On a single core the current-thread scheduler does the same

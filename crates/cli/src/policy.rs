@@ -45,9 +45,9 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
     if !a.data_dir.join("tumbler.db").exists() {
         bail!("{} holds no Tumbler store", a.data_dir.display());
     }
-    let root = crate::init::root_key(&a.data_dir, false)?;
-    let store = crate::init::open_store(&a.data_dir, &root)?;
-    let identity = Identity::new(store, &root);
+    let master = crate::root::master_key(&a.data_dir, None)?;
+    let store = crate::init::open_store(&a.data_dir, &master)?;
+    let identity = Identity::new(store, &master);
     let context = a
         .context
         .iter()

@@ -1,15 +1,20 @@
-//! Tumbler's cryptography: the root key, key-encryption keys derived from it,
-//! and AES-256-GCM sealing used for every envelope layer.
+//! Tumbler's cryptography: the root key, the master key it seals, the
+//! key-encryption keys derived from the master key, and AES-256-GCM sealing
+//! used for every envelope layer.
 //!
 //! The layers (see docs/ARCHITECTURE.md):
-//! root key (file or env, never in the store)
-//!   -> HKDF -> purpose KEKs (KMS key material, access-key secrets)
+//! root key (a file, the environment, a passphrase via Argon2id, or a remote KMS)
+//!   -> seals the master key (DIR/keyring.json), and nothing else
+//!   -> HKDF -> purpose KEKs (KMS key material, access-key secrets, MFA seeds, ...)
 //!   -> KMS key material wraps each version's data key
 //!   -> the data key seals the secret value.
-//! Every seal binds associated data (the secret ARN and version id, the key
-//! id, the access key id), so a ciphertext moved to another row fails to open.
+//! Replacing the root key re-seals one master key, so it needs neither a
+//! store rewrite nor downtime. Every seal binds associated data (the secret
+//! ARN and version id, the key id, the access key id), so a ciphertext moved
+//! to another row fails to open.
 //!
-//! Pure: no I/O. aws-lc-rs is the only crypto library.
+//! Pure: no I/O. aws-lc-rs is the crypto library; Argon2id (which it lacks)
+//! comes from RustCrypto's argon2.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::{hkdf, hmac};
@@ -28,6 +33,8 @@ pub enum CryptoError {
     KeyLength,
     #[error("the system random number generator failed")]
     Random,
+    #[error("key derivation parameters are out of range")]
+    Parameters,
 }
 
 /// Fill a fresh vector from the system CSPRNG.
@@ -42,10 +49,11 @@ pub fn generate_key() -> Result<Sensitive, CryptoError> {
     random_bytes(KEY_LEN).map(Sensitive::new)
 }
 
-/// The root of trust: 32 bytes kept in `DIR/root.key` or the environment.
-pub struct RootKey(Sensitive);
+/// The key every stored key is sealed under (through purpose KEKs). It
+/// lives only in memory and, sealed by the root key, in the keyring file.
+pub struct MasterKey(Sensitive);
 
-impl RootKey {
+impl MasterKey {
     pub fn generate() -> Result<Self, CryptoError> {
         generate_key().map(Self)
     }
@@ -55,11 +63,6 @@ impl RootKey {
             return Err(CryptoError::KeyLength);
         }
         Ok(Self(Sensitive::new(bytes.to_vec())))
-    }
-
-    /// The raw key, only for writing it to its file on first start.
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose()
     }
 
     /// A key-encryption key for one purpose. Distinct purposes give
@@ -74,15 +77,19 @@ impl RootKey {
     }
 
     fn expand(&self, label: &str) -> zeroize::Zeroizing<[u8; KEY_LEN]> {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(self.0.expose());
-        let info = [label.as_bytes()];
-        let mut out = zeroize::Zeroizing::new([0u8; KEY_LEN]);
-        // Expanding 32 bytes from SHA-256 cannot fail (limit is 255 * 32).
-        prk.expand(&info, hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut *out))
-            .expect("HKDF-SHA256 expand of 32 bytes");
-        out
+        hkdf_expand(self.0.expose(), label)
     }
+}
+
+/// HKDF-SHA256 of `ikm`, 32 bytes for `label`.
+fn hkdf_expand(ikm: &[u8], label: &str) -> zeroize::Zeroizing<[u8; KEY_LEN]> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(ikm);
+    let mut out = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+    // Expanding 32 bytes from SHA-256 cannot fail (limit is 255 * 32).
+    prk.expand(&[label.as_bytes()], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut *out))
+        .expect("HKDF-SHA256 expand of 32 bytes");
+    out
 }
 
 /// What a derived MAC key authenticates.
@@ -127,6 +134,84 @@ impl std::fmt::Debug for MacKey {
     }
 }
 
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// The root of trust. It seals the master key and nothing else, so it can
+/// be replaced (`tumbler admin rotate-root-key`) by re-sealing one key.
+pub struct RootKey(Sensitive);
+
+/// Argon2id cost parameters, kept next to the salt so they can grow later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassphraseCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PassphraseCost {
+    /// RFC 9106's second recommended setting (64 MiB, three passes), with
+    /// one lane: the key is derived once per start, not per request.
+    fn default() -> Self {
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Associated data of the sealed master key.
+const KEYRING_AAD: &[u8] = b"tumbler keyring v1";
+
+impl RootKey {
+    pub fn generate() -> Result<Self, CryptoError> {
+        generate_key().map(Self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        if bytes.len() != KEY_LEN {
+            return Err(CryptoError::KeyLength);
+        }
+        Ok(Self(Sensitive::new(bytes.to_vec())))
+    }
+
+    /// A root key stretched from a passphrase with Argon2id.
+    pub fn from_passphrase(passphrase: &[u8], salt: &[u8], cost: PassphraseCost) -> Result<Self, CryptoError> {
+        let params = argon2::Params::new(cost.memory_kib, cost.iterations, cost.parallelism, Some(KEY_LEN))
+            .map_err(|_| CryptoError::Parameters)?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        argon
+            .hash_password_into(passphrase, salt, &mut *out)
+            .map_err(|_| CryptoError::Parameters)?;
+        Self::from_bytes(&*out)
+    }
+
+    /// The raw key, only to write it to its file or hand it to a remote KMS.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+
+    fn keyring_kek(&self) -> Kek {
+        Kek::new(&*hkdf_expand(self.0.expose(), "keyring")).expect("32-byte key")
+    }
+
+    pub fn seal_master(&self, master: &MasterKey) -> Result<Vec<u8>, CryptoError> {
+        self.keyring_kek().seal(master.0.expose(), KEYRING_AAD)
+    }
+
+    /// The master key sealed by [`Self::seal_master`]; `Authentication` if
+    /// this is not the root key that sealed it.
+    pub fn open_master(&self, sealed: &[u8]) -> Result<MasterKey, CryptoError> {
+        let plain = self.keyring_kek().open(sealed, KEYRING_AAD)?;
+        MasterKey::from_bytes(plain.expose())
+    }
+}
+
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootKey(<redacted>)")
@@ -140,6 +225,8 @@ pub enum Purpose {
     AccessKeySecret,
     /// The TOTP seeds of virtual MFA devices.
     MfaSeed,
+    /// STS session tokens (held by clients, not stored).
+    SessionToken,
 }
 
 impl Purpose {
@@ -148,6 +235,7 @@ impl Purpose {
             Purpose::KmsKeyMaterial => "kms-key-material",
             Purpose::AccessKeySecret => "access-key-secret",
             Purpose::MfaSeed => "mfa-seed",
+            Purpose::SessionToken => "sts-session-token",
         }
     }
 }
@@ -238,10 +326,54 @@ mod tests {
 
     #[test]
     fn purposes_differ() {
-        let root = RootKey::from_bytes(&[1u8; 32]).unwrap();
+        let root = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         let a = root.derive(Purpose::KmsKeyMaterial).seal(b"m", b"").unwrap();
         assert!(root.derive(Purpose::AccessKeySecret).open(&a, b"").is_err());
         assert!(root.derive(Purpose::KmsKeyMaterial).open(&a, b"").is_ok());
-        assert_eq!(RootKey::from_bytes(&[1u8; 3]).err(), Some(CryptoError::KeyLength));
+        assert_eq!(MasterKey::from_bytes(&[1u8; 3]).err(), Some(CryptoError::KeyLength));
+    }
+
+    #[test]
+    fn only_its_root_key_opens_the_master_key() {
+        let master = MasterKey::generate().unwrap();
+        let root = RootKey::generate().unwrap();
+        let sealed = root.seal_master(&master).unwrap();
+        let opened = root.open_master(&sealed).unwrap();
+        let probe = master.derive(Purpose::KmsKeyMaterial).seal(b"m", b"").unwrap();
+        assert!(opened.derive(Purpose::KmsKeyMaterial).open(&probe, b"").is_ok());
+        let other = RootKey::generate().unwrap();
+        assert_eq!(other.open_master(&sealed).err(), Some(CryptoError::Authentication));
+        let mut flipped = sealed.clone();
+        flipped[20] ^= 1;
+        assert_eq!(root.open_master(&flipped).err(), Some(CryptoError::Authentication));
+    }
+
+    /// Known answer: Argon2id with these inputs must never change, or
+    /// every passphrase-sealed data directory would stop opening.
+    #[test]
+    fn passphrase_root_key_known_answer() {
+        let cost = PassphraseCost {
+            memory_kib: 64,
+            iterations: 2,
+            parallelism: 1,
+        };
+        let a = RootKey::from_passphrase(b"correct horse battery staple", b"tumbler-salt-0001", cost).unwrap();
+        let b = RootKey::from_passphrase(b"correct horse battery staple", b"tumbler-salt-0001", cost).unwrap();
+        assert_eq!(a.expose(), b.expose());
+        assert_eq!(hex_of(a.expose()), KNOWN_ARGON2ID);
+        let c = RootKey::from_passphrase(b"correct horse battery stapl3", b"tumbler-salt-0001", cost).unwrap();
+        assert_ne!(a.expose(), c.expose());
+        let bad = PassphraseCost { memory_kib: 1, ..cost };
+        assert_eq!(
+            RootKey::from_passphrase(b"x", b"tumbler-salt-0001", bad).err(),
+            Some(CryptoError::Parameters)
+        );
+    }
+
+    // Computed independently with argon2-cffi (hash_secret_raw, Type.ID).
+    const KNOWN_ARGON2ID: &str = "0a6694d65a65059dc9096f98b6dd88f0badb685dd5b32b996ef58ce34ac92452";
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

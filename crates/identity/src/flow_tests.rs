@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tumbler_crypto::RootKey;
+use tumbler_crypto::MasterKey;
 
 use crate::*;
 
@@ -24,7 +24,7 @@ fn fixture(tag: &str) -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-    let identity = Identity::new(store, &RootKey::from_bytes(&[5; 32]).unwrap());
+    let identity = Identity::new(store, &MasterKey::from_bytes(&[5; 32]).unwrap());
     let akid = new_access_key_id().unwrap();
     identity
         .ensure_bootstrap("000000000000", &akid, &new_secret_access_key().unwrap())

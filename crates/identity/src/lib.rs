@@ -55,7 +55,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use token::{SessionClaims, TokenError, TokenSealer};
-use tumbler_crypto::{Kek, Purpose, RootKey};
+use tumbler_crypto::{Kek, MasterKey, Purpose};
 use tumbler_sigv4::SigningKey;
 use tumbler_store::{AccessKeyRow, PrincipalRow, Store, StoreError, Write};
 use tumbler_types::{Sensitive, SensitiveString};
@@ -143,14 +143,14 @@ pub fn is_access_key_id(s: &str) -> bool {
 }
 
 impl Identity {
-    pub fn new(store: Arc<dyn Store>, root: &RootKey) -> Self {
+    pub fn new(store: Arc<dyn Store>, master: &MasterKey) -> Self {
         Self {
             store,
-            kek: root.derive(Purpose::AccessKeySecret),
-            mfa_kek: root.derive(Purpose::MfaSeed),
+            kek: master.derive(Purpose::AccessKeySecret),
+            mfa_kek: master.derive(Purpose::MfaSeed),
             credentials: RwLock::new(HashMap::new()),
             signing_keys: RwLock::new(HashMap::new()),
-            sealer: TokenSealer::new(root),
+            sealer: TokenSealer::new(master),
             policies: RwLock::new(HashMap::new()),
             session_policies: RwLock::new(HashMap::new()),
             iam_writes: std::sync::Mutex::new(()),
@@ -358,7 +358,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-        let id = Identity::new(store.clone(), &RootKey::from_bytes(&[3; 32]).unwrap());
+        let id = Identity::new(store.clone(), &MasterKey::from_bytes(&[3; 32]).unwrap());
         let akid = new_access_key_id().unwrap();
         let secret = new_secret_access_key().unwrap();
         assert!(id.ensure_bootstrap("000000000000", &akid, &secret).unwrap());

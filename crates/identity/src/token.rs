@@ -1,14 +1,13 @@
 //! STS session tokens: stateless and self-authenticating. A token is the
 //! session's claims (its access key id and secret, expiry, principal,
 //! session policy and tags) sealed with AES-256-GCM under a key derived from
-//! the root key, then base64. Any node with the root key can check one, and
+//! the master key, then base64. Any node with the master key can check one, and
 //! AssumeRole writes nothing to the store.
 
-use aws_lc_rs::hkdf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use tumbler_crypto::{Kek, RootKey};
+use tumbler_crypto::{Kek, MasterKey, Purpose};
 use tumbler_types::SensitiveString;
 
 /// Sealed tokens name their format, so a future format can coexist.
@@ -95,17 +94,10 @@ pub enum TokenError {
 pub(crate) struct TokenSealer(Kek);
 
 impl TokenSealer {
-    /// A key of its own, derived from the root key with a label no other
-    /// use shares (the crypto crate's purposes are for stored data).
-    pub(crate) fn new(root: &RootKey) -> Self {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tumbler root key v1").extract(root.expose());
-        let mut key = [0u8; 32];
-        prk.expand(&[b"sts-session-token"], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut key))
-            .expect("HKDF-SHA256 expand of 32 bytes");
-        let kek = Kek::new(&key).expect("32-byte key");
-        zeroize::Zeroize::zeroize(&mut key);
-        Self(kek)
+    /// A key of its own, derived from the master key with a label no
+    /// other use shares.
+    pub(crate) fn new(master: &MasterKey) -> Self {
+        Self(master.derive(Purpose::SessionToken))
     }
 
     pub(crate) fn seal(&self, claims: &SessionClaims) -> Result<String, tumbler_crypto::CryptoError> {
@@ -162,7 +154,7 @@ mod tests {
 
     #[test]
     fn round_trip_expiry_and_tampering() {
-        let sealer = TokenSealer::new(&RootKey::from_bytes(&[7; 32]).unwrap());
+        let sealer = TokenSealer::new(&MasterKey::from_bytes(&[7; 32]).unwrap());
         let token = sealer.seal(&claims()).unwrap();
         assert!(!token.contains("s3cret"));
         assert_eq!(sealer.open(&token, "ASIAAAAAAAAAAAAAAAAA", 1_899).unwrap(), claims());
@@ -186,7 +178,7 @@ mod tests {
             Err(TokenError::Invalid)
         );
         // Another root key cannot open it.
-        let other = TokenSealer::new(&RootKey::from_bytes(&[8; 32]).unwrap());
+        let other = TokenSealer::new(&MasterKey::from_bytes(&[8; 32]).unwrap());
         assert_eq!(
             other.open(&token, "ASIAAAAAAAAAAAAAAAAA", 1_000),
             Err(TokenError::Invalid)

@@ -16,7 +16,7 @@ pub use api::{KeyAuthorizer, KmsCtx, is_read_only};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tumbler_crypto::{Kek, Purpose, RootKey};
+use tumbler_crypto::{Kek, MasterKey, Purpose};
 use tumbler_store::{KmsKeyRow, Store, StoreError, Write};
 use tumbler_types::Sensitive;
 
@@ -92,10 +92,10 @@ struct PreparedDataKey {
 const MAX_CACHED_DATA_KEYS: usize = 4096;
 
 impl Kms {
-    pub fn new(store: Arc<dyn Store>, root: &RootKey) -> Self {
+    pub fn new(store: Arc<dyn Store>, master: &MasterKey) -> Self {
         Self {
             store,
-            material_kek: root.derive(Purpose::KmsKeyMaterial),
+            material_kek: master.derive(Purpose::KmsKeyMaterial),
             material: RwLock::new(HashMap::new()),
             data_keys: RwLock::new(HashMap::new()),
             policies: RwLock::new(HashMap::new()),
@@ -330,7 +330,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-        (dir, Kms::new(store, &RootKey::from_bytes(&[9; 32]).unwrap()))
+        (dir, Kms::new(store, &MasterKey::from_bytes(&[9; 32]).unwrap()))
     }
 
     #[test]

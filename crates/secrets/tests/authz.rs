@@ -71,7 +71,7 @@ impl Recorder {
 
 fn setup(dir: &std::path::Path) -> (SecretsService, Arc<Recorder>, Ctx) {
     let store: Arc<dyn tumbler_store::Store> = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-    let root = tumbler_crypto::RootKey::from_bytes(&[7; 32]).unwrap();
+    let root = tumbler_crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
     let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
     let recorder = Arc::new(Recorder::default());
     let ctx = Ctx::new(

@@ -8,7 +8,7 @@ use tumbler_secrets::{Ctx, SecretsService};
 
 fn service(dir: &std::path::Path) -> SecretsService {
     let store: Arc<dyn tumbler_store::Store> = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
-    let root = tumbler_crypto::RootKey::from_bytes(&[7; 32]).unwrap();
+    let root = tumbler_crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
     let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &root));
     SecretsService::new(store, kms)
 }
