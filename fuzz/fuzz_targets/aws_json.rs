@@ -43,4 +43,7 @@ fuzz_target!(|body: &[u8]| {
     let _ = decode::<tumbler_wire::kms::GenerateDataKeyRequest>(body);
     let _ = decode::<tumbler_wire::kms::AliasRequest>(body);
     let _ = decode::<tumbler_wire::kms::KeyPolicyRequest>(body);
+    let _ = decode::<tumbler_wire::kms::CreateGrantRequest>(body);
+    let _ = decode::<tumbler_wire::kms::ListGrantsRequest>(body);
+    let _ = decode::<tumbler_wire::kms::RetireGrantRequest>(body);
 });

@@ -19,6 +19,8 @@ use tumbler_wire::{AwsError, decode, encode};
 
 use crate::{KeyRef, Kms, KmsError, material_aad};
 
+mod grants;
+
 /// Encryption algorithm of symmetric keys, the only kind Tumbler makes.
 const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 const MAX_PLAINTEXT: usize = 4096;
@@ -39,6 +41,20 @@ pub trait KeyAuthorizer: Send + Sync {
         keys: ContextKeys,
         key_policy: Option<&NamedPolicy>,
     ) -> Result<(), AwsError>;
+
+    /// As [`Self::authorize`] for a call that a grant on the key covers: it
+    /// is allowed unless a policy explicitly denies it.
+    fn authorize_granted(
+        &self,
+        action: &str,
+        resource: &str,
+        keys: ContextKeys,
+        key_policy: &NamedPolicy,
+    ) -> Result<(), AwsError>;
+
+    /// The ARNs a grant's grantee or retiring principal may use to name
+    /// the caller: its own and, for a role session, its role's.
+    fn grantee_arns(&self) -> Vec<String>;
 }
 
 /// One KMS call's caller and where its audit event goes.
@@ -72,6 +88,8 @@ pub(crate) struct KeyMeta {
     /// Past rotations as (time ms, AUTOMATIC | ON_DEMAND).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rotations: Vec<(i64, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<grants::Grant>,
 }
 
 impl KeyMeta {
@@ -102,6 +120,8 @@ pub fn is_read_only(op: &str) -> bool {
             | "ListResourceTags"
             | "GetKeyRotationStatus"
             | "ListKeyRotations"
+            | "ListGrants"
+            | "ListRetirableGrants"
     )
 }
 
@@ -343,6 +363,11 @@ impl Kms {
             "GetKeyRotationStatus" => self.get_key_rotation_status(ctx, decode(body)?),
             "RotateKeyOnDemand" => self.rotate_key_on_demand(ctx, decode(body)?),
             "ListKeyRotations" => self.list_key_rotations(ctx, decode(body)?),
+            "CreateGrant" => self.create_grant(ctx, decode(body)?),
+            "ListGrants" => self.list_grants(ctx, decode(body)?),
+            "ListRetirableGrants" => self.list_retirable_grants(ctx, decode(body)?),
+            "RevokeGrant" => self.revoke_grant(ctx, decode(body)?),
+            "RetireGrant" => self.retire_grant(ctx, decode(body)?),
             "" => Err(AwsError::unknown_operation("The request names no operation.")),
             other => Err(AwsError::unknown_operation(format!(
                 "KMS's {other} is not served here."
@@ -404,6 +429,41 @@ impl Kms {
 
     fn allow(&self, ctx: &KmsCtx, action: &str, key: &Key, keys: ContextKeys) -> Result<(), AwsError> {
         ctx.authorizer.authorize(action, &key.row.arn, keys, Some(&key.policy))
+    }
+
+    /// As [`Self::allow`], where a grant on the key may allow the call too.
+    fn allow_granted(
+        &self,
+        ctx: &KmsCtx,
+        action: &str,
+        key: &Key,
+        keys: ContextKeys,
+        granted: bool,
+    ) -> Result<(), AwsError> {
+        if granted {
+            ctx.authorizer
+                .authorize_granted(action, &key.row.arn, keys, &key.policy)
+        } else {
+            self.allow(ctx, action, key, keys)
+        }
+    }
+
+    /// A call that uses the key (the cryptographic operations, DescribeKey):
+    /// allowed by the policies or by a grant that covers it and `context`.
+    fn allow_use(
+        &self,
+        ctx: &KmsCtx,
+        action: &str,
+        key: &Key,
+        keys: ContextKeys,
+        context: Option<&w::EncryptionContext>,
+    ) -> Result<(), AwsError> {
+        let granted = !key.meta.grants.is_empty() && {
+            let callers = ctx.authorizer.grantee_arns();
+            let op = grants::operation_of(action);
+            key.meta.grants.iter().any(|g| g.covers(&callers, op, context))
+        };
+        self.allow_granted(ctx, action, key, keys, granted)
     }
 
     /// A customer key for a management operation (AWS-managed keys are
@@ -527,11 +587,12 @@ impl Kms {
     fn describe_key(&self, ctx: &KmsCtx, r: w::KeyIdRequest) -> Result<Vec<u8>, AwsError> {
         let reference = key_id_param(&r.key_id, "keyId")?;
         let found = self.find(ctx, reference)?;
-        self.allow(
+        self.allow_use(
             ctx,
             "kms:DescribeKey",
             &found.key,
             context_keys(ctx, None, found.alias.as_deref()),
+            None,
         )?;
         Ok(encode(&w::KeyMetadataResponse {
             key_metadata: found.key.metadata(),
@@ -808,7 +869,7 @@ impl Kms {
         check_algorithm(&r.encryption_algorithm, "EncryptionAlgorithm")?;
         let found = self.find(ctx, reference)?;
         let keys = context_keys(ctx, r.encryption_context.as_ref(), found.alias.as_deref());
-        self.allow(ctx, "kms:Encrypt", &found.key, keys)?;
+        self.allow_use(ctx, "kms:Encrypt", &found.key, keys, r.encryption_context.as_ref())?;
         found.key.usable()?;
         let blob = self.seal_under(&found.key, plaintext, &r.encryption_context)?;
         Ok(encode(&w::CryptoResponse {
@@ -859,7 +920,7 @@ impl Kms {
         check_algorithm(&r.encryption_algorithm, "EncryptionAlgorithm")?;
         let found = self.key_of_blob(ctx, blob, &r.key_id)?;
         let keys = context_keys(ctx, r.encryption_context.as_ref(), None);
-        self.allow(ctx, "kms:Decrypt", &found.key, keys)?;
+        self.allow_use(ctx, "kms:Decrypt", &found.key, keys, r.encryption_context.as_ref())?;
         found.key.usable()?;
         let plaintext = self.unwrap(blob, &pairs(&r.encryption_context)).map_err(kms_err)?;
         Ok(encode(&w::CryptoResponse {
@@ -880,11 +941,23 @@ impl Kms {
         check_context(&r.destination_encryption_context, "destinationEncryptionContext")?;
         let source = self.key_of_blob(ctx, blob, &r.source_key_id)?;
         let keys = context_keys(ctx, r.source_encryption_context.as_ref(), None);
-        self.allow(ctx, "kms:ReEncryptFrom", &source.key, keys)?;
+        self.allow_use(
+            ctx,
+            "kms:ReEncryptFrom",
+            &source.key,
+            keys,
+            r.source_encryption_context.as_ref(),
+        )?;
         source.key.usable()?;
         let dest = self.find(ctx, destination)?;
         let keys = context_keys(ctx, r.destination_encryption_context.as_ref(), dest.alias.as_deref());
-        self.allow(ctx, "kms:ReEncryptTo", &dest.key, keys)?;
+        self.allow_use(
+            ctx,
+            "kms:ReEncryptTo",
+            &dest.key,
+            keys,
+            r.destination_encryption_context.as_ref(),
+        )?;
         dest.key.usable()?;
         let plaintext = self
             .unwrap(blob, &pairs(&r.source_encryption_context))
@@ -939,7 +1012,7 @@ impl Kms {
             "kms:GenerateDataKeyWithoutPlaintext"
         };
         let keys = context_keys(ctx, r.encryption_context.as_ref(), found.alias.as_deref());
-        self.allow(ctx, action, &found.key, keys)?;
+        self.allow_use(ctx, action, &found.key, keys, r.encryption_context.as_ref())?;
         found.key.usable()?;
         let data_key = Sensitive::new(tumbler_crypto::random_bytes(bytes).map_err(|e| kms_err(e.into()))?);
         let blob = self.seal_under(&found.key, &data_key, &r.encryption_context)?;
@@ -1026,6 +1099,7 @@ impl Kms {
         if new.is_empty() {
             return Err(validation("tags", "Member must not be null"));
         }
+        let _guard = self.key_writes.lock().unwrap_or_else(|e| e.into_inner());
         let found = self.find(ctx, reference)?;
         let mut keys = context_keys(ctx, None, None);
         for (k, v) in &new {
@@ -1053,6 +1127,7 @@ impl Kms {
         if gone.is_empty() {
             return Err(validation("tagKeys", "Member must not be null"));
         }
+        let _guard = self.key_writes.lock().unwrap_or_else(|e| e.into_inner());
         let found = self.find(ctx, reference)?;
         let mut keys = context_keys(ctx, None, None);
         keys.insert_multi("aws:TagKeys", gone.iter().cloned());

@@ -79,6 +79,9 @@ pub struct Kms {
     data_keys: RwLock<HashMap<Box<[u8]>, Arc<PreparedDataKey>>>,
     /// Compiled key policies by key id, with the text they were compiled from.
     policies: RwLock<HashMap<String, (String, tumbler_iam::NamedPolicy)>>,
+    /// Held across a read-modify-write of a key's `meta` (grants, tags),
+    /// so that two such calls cannot lose one another's change.
+    key_writes: std::sync::Mutex<()>,
 }
 
 /// A data key ready to use, and the encryption context it was unwrapped
@@ -99,6 +102,7 @@ impl Kms {
             material: RwLock::new(HashMap::new()),
             data_keys: RwLock::new(HashMap::new()),
             policies: RwLock::new(HashMap::new()),
+            key_writes: std::sync::Mutex::new(()),
         }
     }
 
@@ -371,6 +375,20 @@ mod tests {
             _: Option<&tumbler_iam::NamedPolicy>,
         ) -> Result<(), tumbler_wire::AwsError> {
             Ok(())
+        }
+
+        fn authorize_granted(
+            &self,
+            _: &str,
+            _: &str,
+            _: tumbler_iam::ContextKeys,
+            _: &tumbler_iam::NamedPolicy,
+        ) -> Result<(), tumbler_wire::AwsError> {
+            Ok(())
+        }
+
+        fn grantee_arns(&self) -> Vec<String> {
+            vec!["arn:aws:iam::000000000000:root".into()]
         }
     }
 

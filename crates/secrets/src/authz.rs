@@ -35,14 +35,19 @@ pub trait Authorizer: Send + Sync {
 
     /// `Ok` when the caller may have Secrets Manager use a customer KMS key
     /// for it (`kms:Decrypt`, `kms:GenerateDataKey`); the key policy must
-    /// allow, as KMS requires.
+    /// allow, as KMS requires, unless a KMS grant covers the use
+    /// (`granted`), which an explicit deny still overrides.
     fn authorize_key(
         &self,
         action: &str,
         key_arn: &str,
         keys: ContextKeys,
         key_policy: &NamedPolicy,
+        granted: bool,
     ) -> Result<(), AwsError>;
+
+    /// The ARNs a KMS grant may name to mean the caller.
+    fn grantee_arns(&self) -> Vec<String>;
 }
 
 /// Allows everything: for callers that act as the service itself (the
@@ -53,8 +58,11 @@ impl Authorizer for AllowAll {
     fn authorize(&self, _: &str, _: &str, _: ContextKeys, _: Option<&NamedPolicy>) -> Result<(), AwsError> {
         Ok(())
     }
-    fn authorize_key(&self, _: &str, _: &str, _: ContextKeys, _: &NamedPolicy) -> Result<(), AwsError> {
+    fn authorize_key(&self, _: &str, _: &str, _: ContextKeys, _: &NamedPolicy, _: bool) -> Result<(), AwsError> {
         Ok(())
+    }
+    fn grantee_arns(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 

@@ -440,8 +440,12 @@ impl SecretsService {
         keys.insert("kms:EncryptionContext:SecretARN", arn.to_owned());
         keys.insert("kms:EncryptionContext:SecretVersionId", version_id.to_owned());
         keys.insert_multi("kms:EncryptionContextKeys", ["SecretARN", "SecretVersionId"]);
+        let context = [("SecretARN", arn), ("SecretVersionId", version_id)];
+        let granted = self
+            .kms
+            .grant_allows(key_id, &|| ctx.authorizer.grantee_arns(), action, &context)?;
         ctx.authorizer
-            .authorize_key(action, &key_arn, keys, &policy)
+            .authorize_key(action, &key_arn, keys, &policy, granted)
             .map_err(|e| AwsError::access_denied(format!("Access to KMS is not allowed. {}", e.message)))
     }
 

@@ -47,8 +47,12 @@ impl Authorizer for Recorder {
         key_arn: &str,
         keys: ContextKeys,
         key_policy: &NamedPolicy,
+        _granted: bool,
     ) -> Result<(), AwsError> {
         self.authorize(action, key_arn, keys, Some(key_policy))
+    }
+    fn grantee_arns(&self) -> Vec<String> {
+        vec!["arn:aws:iam::000000000000:user/recorder".into()]
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tumbler_identity::{ContextKeys, Identity, NamedPolicy, Principal, RequestInfo, ResourcePolicy};
+use tumbler_identity::{ContextKeys, Decision, Identity, NamedPolicy, Principal, RequestInfo, ResourcePolicy};
 use tumbler_wire::AwsError;
 
 pub struct CallerAuthorizer {
@@ -31,18 +31,35 @@ impl CallerAuthorizer {
         }
     }
 
+    /// The caller's ARN and, for a role session, its role's: what a KMS
+    /// grant names as its grantee or retiring principal.
+    fn grantee_arns(&self) -> Vec<String> {
+        let mut arns = vec![self.caller.arn.clone()];
+        if let Some(role) = self.caller.session.as_ref().and_then(|s| s.role_arn.clone()) {
+            arns.push(role);
+        }
+        arns
+    }
+
+    /// `granted`: a KMS grant covers the call, which then needs only to
+    /// escape an explicit deny.
     fn decide(
         &self,
         action: &str,
         resource: &str,
         keys: ContextKeys,
         resource_policy: Option<ResourcePolicy<'_>>,
+        granted: bool,
     ) -> Result<(), AwsError> {
         let decided = self
             .identity
             .authorize(&self.caller, action, resource, &self.request, keys, resource_policy);
         match decided {
             Ok(a) if a.is_allowed() => Ok(()),
+            Ok(a) if granted && a.decision == Decision::ImplicitDeny => {
+                tracing::debug!(principal = %self.caller.arn, action, resource, "allowed by a KMS grant");
+                Ok(())
+            }
             Ok(a) => {
                 tracing::info!(
                     principal = %self.caller.arn, action, resource, statements = ?a.statements,
@@ -66,7 +83,7 @@ impl tumbler_secrets::Authorizer for CallerAuthorizer {
         keys: ContextKeys,
         resource_policy: Option<&NamedPolicy>,
     ) -> Result<(), AwsError> {
-        self.decide(action, resource, keys, resource_policy.map(ResourcePolicy::new))
+        self.decide(action, resource, keys, resource_policy.map(ResourcePolicy::new), false)
     }
 
     fn authorize_key(
@@ -75,12 +92,17 @@ impl tumbler_secrets::Authorizer for CallerAuthorizer {
         key_arn: &str,
         keys: ContextKeys,
         key_policy: &NamedPolicy,
+        granted: bool,
     ) -> Result<(), AwsError> {
         let policy = ResourcePolicy {
             policy: key_policy,
             required: true,
         };
-        self.decide(action, key_arn, keys, Some(policy))
+        self.decide(action, key_arn, keys, Some(policy), granted)
+    }
+
+    fn grantee_arns(&self) -> Vec<String> {
+        self.grantee_arns()
     }
 }
 
@@ -95,6 +117,24 @@ impl tumbler_kms::KeyAuthorizer for CallerAuthorizer {
         key_policy: Option<&NamedPolicy>,
     ) -> Result<(), AwsError> {
         let policy = key_policy.map(|policy| ResourcePolicy { policy, required: true });
-        self.decide(action, resource, keys, policy)
+        self.decide(action, resource, keys, policy, false)
+    }
+
+    fn authorize_granted(
+        &self,
+        action: &str,
+        resource: &str,
+        keys: ContextKeys,
+        key_policy: &NamedPolicy,
+    ) -> Result<(), AwsError> {
+        let policy = ResourcePolicy {
+            policy: key_policy,
+            required: true,
+        };
+        self.decide(action, resource, keys, Some(policy), true)
+    }
+
+    fn grantee_arns(&self) -> Vec<String> {
+        self.grantee_arns()
     }
 }
