@@ -6,7 +6,9 @@ Each test checks what a user relies on: after a rotation and a restart every
 secret still reads, an IAM user's access key still signs, the audit trail still
 verifies, and the old root key no longer opens the data directory."""
 
+import base64
 import json
+import sqlite3
 import uuid
 
 import pytest
@@ -277,3 +279,89 @@ def test_remote_kms_auto_unseal(tmp_path):
         check_all(srv, values, user_key)
     finally:
         srv.kill()
+
+
+def flip_byte(db, sql, where_args, column_index=0):
+    """Flip one byte in the middle of the BLOB that sql[0] selects, writing it with sql[1];
+    returns the original."""
+    con = sqlite3.connect(db)
+    try:
+        row = con.execute(sql[0], where_args).fetchone()
+        assert row is not None, sql[0]
+        blob = bytearray(row[column_index])
+        blob[len(blob) // 2] ^= 0x01
+        con.execute(sql[1], (bytes(blob), *where_args))
+        con.commit()
+        return bytes(row[column_index])
+    finally:
+        con.close()
+
+
+def put_back(db, update_sql, original, where_args):
+    con = sqlite3.connect(db)
+    try:
+        con.execute(update_sql, (original, *where_args))
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_tampered_store_and_keyring_fail_closed(tmp_path):
+    """One flipped byte of a stored ciphertext, a wrapped data key, KMS key
+    material or the sealed master key: the read (or the start) fails with an
+    integrity error, never with wrong plaintext."""
+    srv = start_server(tmp_path)
+    try:
+        sm = make_client(srv)
+        key_id = make_client(srv, service="kms").create_key()["KeyMetadata"]["KeyId"]
+        arn = sm.create_secret(Name="tamper-me", SecretString="the-true-value", KmsKeyId=key_id)["ARN"]
+        version = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+        (version_id,) = version.keys()
+        assert srv.stop(timeout=10) == 0
+    finally:
+        srv.kill()
+    db = str(tmp_path / "data" / "tumbler.db")
+    cases = [
+        (
+            "SELECT ciphertext FROM secret_versions WHERE version_id = ?",
+            "UPDATE secret_versions SET ciphertext = ? WHERE version_id = ?",
+            (version_id,),
+        ),
+        (
+            "SELECT wrapped_key FROM secret_versions WHERE version_id = ?",
+            "UPDATE secret_versions SET wrapped_key = ? WHERE version_id = ?",
+            (version_id,),
+        ),
+        (
+            "SELECT wrapped FROM kms_key_material WHERE key_id = ?",
+            "UPDATE kms_key_material SET wrapped = ? WHERE key_id = ?",
+            (key_id,),
+        ),
+    ]
+    for select, update, args in cases:
+        original = flip_byte(db, (select, update), args)
+        srv = start_server(tmp_path)
+        try:
+            with pytest.raises(Exception) as caught:
+                make_client(srv).get_secret_value(SecretId=arn)
+            err = caught.value.response["Error"]
+            assert err["Code"] == "DecryptionFailure", (select, err)
+            assert "can't decrypt" in err["Message"], err
+            assert "the-true-value" not in srv.read_stderr()
+        finally:
+            srv.kill()
+        put_back(db, update, original, args)
+    # Restored: the value reads again.
+    srv = start_server(tmp_path)
+    try:
+        assert make_client(srv).get_secret_value(SecretId=arn)["SecretString"] == "the-true-value"
+    finally:
+        srv.kill()
+    # The sealed master key itself.
+    ring_path = tmp_path / "data" / "keyring.json"
+    ring = json.loads(ring_path.read_text())
+    sealed = bytearray(base64.b64decode(ring["sealed_master"]))
+    sealed[len(sealed) // 2] ^= 0x01
+    ring["sealed_master"] = base64.b64encode(bytes(sealed)).decode()
+    ring_path.write_text(json.dumps(ring))
+    refused_start(tmp_path, None, "root.key does not open .*keyring.json")

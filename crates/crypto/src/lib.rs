@@ -315,6 +315,39 @@ mod tests {
         assert!(!sealed.windows(12).any(|w| w == b"alice-secret"));
     }
 
+    /// Known answer for the sealed format `nonce || ciphertext || tag`
+    /// (AES-256-GCM), computed independently with Python's `cryptography`
+    /// (AESGCM): stored data written by any build must keep opening.
+    #[test]
+    fn sealed_format_known_answer() {
+        let key: Vec<u8> = (0u8..32).collect();
+        let sealed = hex_bytes("000102030405060708090a0b266ebf78a0c8b17eee33f2ff673d303963684eba14c94885715c7e69");
+        let kek = Kek::new(&key).unwrap();
+        assert_eq!(kek.open(&sealed, b"arn|v1").unwrap().expose(), b"alice-secret");
+        assert_eq!(kek.open(&sealed, b"arn|v2"), Err(CryptoError::Authentication));
+        // Every byte is covered: nonce, ciphertext and tag.
+        for i in 0..sealed.len() {
+            let mut flipped = sealed.clone();
+            flipped[i] ^= 0x01;
+            assert_eq!(
+                kek.open(&flipped, b"arn|v1"),
+                Err(CryptoError::Authentication),
+                "byte {i}"
+            );
+        }
+        // And what this build seals, that format opens.
+        let ours = kek.seal(b"alice-secret", b"arn|v1").unwrap();
+        assert_eq!(ours.len(), sealed.len());
+        assert_eq!(kek.open(&ours, b"arn|v1").unwrap().expose(), b"alice-secret");
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn tampered_and_truncated() {
         let k = Kek::new(&[7u8; 32]).unwrap();

@@ -670,6 +670,12 @@ impl Kms {
         meta.deletion_ms = Some(deletion_ms);
         meta.pending_window_days = Some(days);
         self.update(ctx, &key, "PendingDeletion", &meta)?;
+        tracing::warn!(
+            key = %key.row.arn,
+            deletion_date = %jiff::Timestamp::from_millisecond(deletion_ms).unwrap_or(ctx.now),
+            "KMS key scheduled for deletion: once deleted, data encrypted under it can never be decrypted \
+             (CancelKeyDeletion until then)"
+        );
         Ok(encode(&w::ScheduleKeyDeletionResponse {
             key_id: key.row.arn.clone(),
             deletion_date: seconds(deletion_ms),
@@ -696,11 +702,21 @@ impl Kms {
 
     /// Keys whose deletion window ended by `now`: deleted with their
     /// material and aliases; data under them can't be decrypted any more.
-    pub fn delete_due_keys(&self, now: jiff::Timestamp) -> Result<usize, KmsError> {
+    pub fn delete_due_keys(&self, now: jiff::Timestamp, event: &ServiceEvent<'_>) -> Result<usize, KmsError> {
         let due = self.store.kms_keys_due_for_deletion(now.as_millisecond())?;
         for key_id in &due {
-            self.store.apply(vec![Write::DeleteKmsKey { key_id: key_id.clone() }])?;
+            let Some(row) = self.store.kms_key(key_id)? else {
+                continue;
+            };
+            self.store.apply_with_event(
+                vec![Write::DeleteKmsKey { key_id: key_id.clone() }],
+                event(&row, "DeleteKey"),
+            )?;
             self.forget(key_id);
+            tracing::warn!(
+                key = %row.arn,
+                "deleted a KMS key at the end of its deletion window: data encrypted under it can no longer be decrypted"
+            );
         }
         Ok(due.len())
     }
@@ -1228,12 +1244,10 @@ impl Kms {
         let reference = key_id_param(&r.key_id, "keyId")?;
         let key = self.customer_key(ctx, reference, "kms:RotateKeyOnDemand")?;
         key.usable()?;
-        self.rotate(
-            ctx.journal.as_deref(),
+        let write = self.rotation(&key.row, &key.meta, ctx.now.as_millisecond(), "ON_DEMAND")?;
+        rotated(
+            tumbler_store::apply_journaled(self.store.as_ref(), ctx.journal.as_deref(), vec![write]),
             &key.row,
-            &key.meta,
-            ctx.now.as_millisecond(),
-            "ON_DEMAND",
         )?;
         Ok(encode(&w::KeyIdResponse {
             key_id: key.row.arn.clone(),
@@ -1269,14 +1283,8 @@ impl Kms {
 
     /// New material for a key: it encrypts from now on, and the old
     /// material stays to decrypt what it encrypted.
-    fn rotate(
-        &self,
-        journal: Option<&dyn Journal>,
-        row: &KmsKeyRow,
-        meta: &KeyMeta,
-        now_ms: i64,
-        kind: &str,
-    ) -> Result<(), AwsError> {
+    /// The write that rotates a key: new material, current from now on.
+    fn rotation(&self, row: &KmsKeyRow, meta: &KeyMeta, now_ms: i64, kind: &str) -> Result<Write, AwsError> {
         let version = row.current_material + 1;
         let material = tumbler_crypto::generate_key().map_err(|e| kms_err(e.into()))?;
         let wrapped = self
@@ -1288,39 +1296,52 @@ impl Kms {
         if let Some(days) = meta.rotation_period_days {
             meta.next_rotation_ms = Some(now_ms + days * DAY_MS);
         }
-        let write = Write::AddKmsMaterial {
+        Ok(Write::AddKmsMaterial {
             key_id: row.key_id.clone(),
             version,
             wrapped,
             created_ms: now_ms,
             meta: meta.to_json(),
-        };
-        match tumbler_store::apply_journaled(self.store.as_ref(), journal, vec![write]) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict) => Err(error(
-                "ConflictException",
-                "The key was rotated by another request at the same time; try again.",
-            )),
-            Err(StoreError::NotFound) => Err(not_found(format!("Key '{}' does not exist", row.arn))),
-            Err(e) => Err(store_err(e)),
-        }
+        })
     }
 
-    /// Keys whose automatic rotation is due by `now`, rotated.
-    pub fn rotate_due_keys(&self, now: jiff::Timestamp) -> Result<usize, KmsError> {
+    /// Keys whose automatic rotation is due by `now`, rotated; each with
+    /// the audit event `event(key, "RotateKey")`, written with the change.
+    pub fn rotate_due_keys(&self, now: jiff::Timestamp, event: &ServiceEvent<'_>) -> Result<usize, KmsError> {
         let due = self.store.kms_keys_due_for_rotation(now.as_millisecond())?;
-        let mut rotated = 0;
+        let mut count = 0;
         for key_id in &due {
             let Some(row) = self.store.kms_key(key_id)? else {
                 continue;
             };
             let meta = KeyMeta::parse(&row.meta);
-            match self.rotate(None, &row, &meta, now.as_millisecond(), "AUTOMATIC") {
-                Ok(()) => rotated += 1,
+            let done = self
+                .rotation(&row, &meta, now.as_millisecond(), "AUTOMATIC")
+                .and_then(|write| rotated(self.store.apply_with_event(vec![write], event(&row, "RotateKey")), &row));
+            match done {
+                Ok(()) => count += 1,
                 Err(e) => tracing::warn!(key = %key_id, error = %e.message, "automatic key rotation failed"),
             }
         }
-        Ok(rotated)
+        Ok(count)
+    }
+}
+
+/// The audit event of something the key service does on its own (an
+/// automatic rotation, a deletion at the end of its window), named like
+/// CloudTrail's; None when auditing is off.
+pub type ServiceEvent<'a> = dyn Fn(&KmsKeyRow, &str) -> Option<tumbler_store::AuditRecord> + 'a;
+
+/// A rotation's store result, in KMS's errors.
+fn rotated(result: Result<Vec<tumbler_store::Applied>, StoreError>, row: &KmsKeyRow) -> Result<(), AwsError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict) => Err(error(
+            "ConflictException",
+            "The key was rotated by another request at the same time; try again.",
+        )),
+        Err(StoreError::NotFound) => Err(not_found(format!("Key '{}' does not exist", row.arn))),
+        Err(e) => Err(store_err(e)),
     }
 }
 

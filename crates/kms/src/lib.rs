@@ -11,7 +11,7 @@
 
 mod api;
 
-pub use api::{KeyAuthorizer, KmsCtx, is_read_only};
+pub use api::{KeyAuthorizer, KmsCtx, ServiceEvent, is_read_only};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -337,6 +337,30 @@ mod tests {
         (dir, Kms::new(store, &MasterKey::from_bytes(&[9; 32]).unwrap()))
     }
 
+    /// The bytes that bind a blob to its key, material version and
+    /// encryption context: pinned, since changing them would strand every
+    /// stored data key.
+    #[test]
+    fn blob_and_context_layout_known_answer() {
+        let aad = context_aad("k", 2, &[("b", "22"), ("a", "1")]);
+        let mut want = b"k".to_vec();
+        want.extend_from_slice(&[0, 0, 0, 2]);
+        for part in ["a", "1", "b", "22"] {
+            want.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            want.extend_from_slice(part.as_bytes());
+        }
+        assert_eq!(aad, want);
+        assert_eq!(material_aad("k", 3), b"kms-material|k\x00\x00\x00\x03");
+        let id = "0b8f2d6c-3a1e-4f7b-9c2d-5e6f7a8b9c0d";
+        let mut blob = vec![1u8];
+        blob.extend_from_slice(id.as_bytes());
+        blob.extend_from_slice(&7u32.to_be_bytes());
+        blob.extend_from_slice(b"sealed");
+        assert_eq!(parse_blob(&blob), Some((id, 7, &b"sealed"[..])));
+        blob[0] = 2;
+        assert_eq!(parse_blob(&blob), None);
+    }
+
     #[test]
     fn default_key_wraps_with_context() {
         let (dir, kms) = kms();
@@ -414,10 +438,17 @@ mod tests {
         let blob = sealed["CiphertextBlob"].as_str().unwrap().to_owned();
         let schedule = format!(r#"{{"KeyId":"{key_id}","PendingWindowInDays":7}}"#);
         kms.call(&ctx, "ScheduleKeyDeletion", schedule.as_bytes()).unwrap();
+        let events = std::sync::Mutex::new(Vec::new());
+        let record = |row: &KmsKeyRow, name: &str| {
+            events.lock().unwrap().push((row.key_id.clone(), name.to_owned()));
+            None
+        };
         let six_days = ctx.now + jiff::SignedDuration::from_hours(24 * 6);
-        assert_eq!(kms.delete_due_keys(six_days).unwrap(), 0);
+        assert_eq!(kms.delete_due_keys(six_days, &record).unwrap(), 0);
         let eight_days = ctx.now + jiff::SignedDuration::from_hours(24 * 8);
-        assert_eq!(kms.delete_due_keys(eight_days).unwrap(), 1);
+        assert_eq!(kms.delete_due_keys(eight_days, &record).unwrap(), 1);
+        // The deletion is the service's own act, audited as such.
+        assert_eq!(*events.lock().unwrap(), vec![(key_id.clone(), "DeleteKey".to_owned())]);
         // Gone, and what it encrypted can't be decrypted any more.
         let describe = format!(r#"{{"KeyId":"{key_id}"}}"#);
         assert_eq!(
@@ -451,16 +482,22 @@ mod tests {
             "EnableKeyRotation",
             format!(r#"{{"KeyId":"{key_id}","RotationPeriodInDays":90}}"#),
         );
+        let events = std::sync::Mutex::new(Vec::new());
+        let record = |row: &KmsKeyRow, name: &str| {
+            events.lock().unwrap().push((row.key_id.clone(), name.to_owned()));
+            None
+        };
         assert_eq!(
-            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 89))
+            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 89), &record)
                 .unwrap(),
             0
         );
         assert_eq!(
-            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 91))
+            kms.rotate_due_keys(ctx.now + jiff::SignedDuration::from_hours(24 * 91), &record)
                 .unwrap(),
             1
         );
+        assert_eq!(*events.lock().unwrap(), vec![(key_id.clone(), "RotateKey".to_owned())]);
         let rotations = call("ListKeyRotations", format!(r#"{{"KeyId":"{key_id}"}}"#));
         assert_eq!(rotations["Rotations"][0]["RotationType"], "AUTOMATIC");
         let new = call("Encrypt", format!(r#"{{"KeyId":"{key_id}","Plaintext":"bmV3"}}"#))["CiphertextBlob"]

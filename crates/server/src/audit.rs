@@ -263,19 +263,48 @@ impl Trail {
 /// The event of a secret purged at the end of its recovery window, which
 /// the service does on its own (CloudTrail's `EndSecretDeletion`).
 pub fn end_secret_deletion(row: &tumbler_store::SecretRow, event_id: String) -> AuditRecord {
+    service_event(
+        "secretsmanager.amazonaws.com",
+        "EndSecretDeletion",
+        (&row.region, &row.account),
+        (&row.arn, "AWS::SecretsManager::Secret"),
+        event_id,
+    )
+}
+
+/// The event of what the key service does on its own: `RotateKey` (an
+/// automatic rotation) or `DeleteKey` (the end of a deletion window).
+pub fn kms_service_event(row: &tumbler_store::KmsKeyRow, name: &str, event_id: String) -> AuditRecord {
+    service_event(
+        "kms.amazonaws.com",
+        name,
+        (&row.region, &row.account),
+        (&row.arn, "AWS::KMS::Key"),
+        event_id,
+    )
+}
+
+/// A CloudTrail `AwsServiceEvent`: the service acting on one resource.
+fn service_event(
+    service: &str,
+    name: &str,
+    (region, account): (&str, &str),
+    (arn, kind): (&str, &str),
+    event_id: String,
+) -> AuditRecord {
     let e = AuditEvent {
         event_version: tumbler_audit::EVENT_VERSION.into(),
         user_identity: UserIdentity {
             kind: "AWSService".into(),
-            invoked_by: Some("secretsmanager.amazonaws.com".into()),
+            invoked_by: Some(service.into()),
             ..Default::default()
         },
         event_time: event_time(),
-        event_source: "secretsmanager.amazonaws.com".into(),
-        event_name: "EndSecretDeletion".into(),
-        aws_region: row.region.clone(),
-        source_ip_address: "secretsmanager.amazonaws.com".into(),
-        user_agent: "secretsmanager.amazonaws.com".into(),
+        event_source: service.into(),
+        event_name: name.into(),
+        aws_region: region.into(),
+        source_ip_address: service.into(),
+        user_agent: service.into(),
         request_parameters: None,
         response_elements: None,
         error_code: None,
@@ -284,13 +313,13 @@ pub fn end_secret_deletion(row: &tumbler_store::SecretRow, event_id: String) -> 
         event_id,
         read_only: false,
         resources: vec![tumbler_audit::Resource {
-            arn: row.arn.clone(),
-            account_id: row.account.clone(),
-            kind: Some("AWS::SecretsManager::Secret".into()),
+            arn: arn.into(),
+            account_id: account.into(),
+            kind: Some(kind.into()),
         }],
         event_type: "AwsServiceEvent".into(),
         management_event: true,
-        recipient_account_id: row.account.clone(),
+        recipient_account_id: account.into(),
         event_category: "Management".into(),
         tls_details: None,
     };

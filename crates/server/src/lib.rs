@@ -222,13 +222,21 @@ async fn sweep(state: Arc<AppState>) {
             _ => {}
         }
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.kms.rotate_due_keys(jiff::Timestamp::now())).await {
+        let kms_event = |s: &Arc<AppState>| {
+            let on = s.audit != audit::AuditMode::Off;
+            move |row: &tumbler_store::KmsKeyRow, name: &str| {
+                on.then(|| audit::kms_service_event(row, name, uuid::Uuid::new_v4().to_string()))
+            }
+        };
+        let event = kms_event(&s);
+        match tokio::task::spawn_blocking(move || s.kms.rotate_due_keys(jiff::Timestamp::now(), &event)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(keys = n, "rotated KMS keys whose rotation was due"),
             Ok(Err(e)) => tracing::warn!(error = %e, "KMS key rotation failed"),
             _ => {}
         }
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.kms.delete_due_keys(jiff::Timestamp::now())).await {
+        let event = kms_event(&s);
+        match tokio::task::spawn_blocking(move || s.kms.delete_due_keys(jiff::Timestamp::now(), &event)).await {
             Ok(Ok(n)) if n > 0 => tracing::warn!(keys = n, "deleted KMS keys at the end of their deletion window"),
             Ok(Err(e)) => tracing::warn!(error = %e, "KMS key deletion failed"),
             _ => {}
