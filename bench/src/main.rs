@@ -67,6 +67,12 @@ enum Command {
         #[arg(long)]
         secret_id: String,
     },
+    /// A wrk script replaying one signed KMS call under a new customer key
+    /// (Decrypt replays one ciphertext of 64 bytes).
+    KmsWrkScript {
+        #[arg(long, value_enum)]
+        op: KmsOp,
+    },
 }
 
 fn client(cli: &Cli) -> aws_sdk_secretsmanager::Client {
@@ -295,7 +301,53 @@ async fn main() -> Result<()> {
                 percentile(&lat, 0.99)
             );
         }
-        Command::WrkScript { secret_id } => print!("{}", wrk_script(&cli, secret_id)?),
+        Command::WrkScript { secret_id } => print!(
+            "{}",
+            wrk_script(
+                &cli,
+                "secretsmanager",
+                "secretsmanager.GetSecretValue",
+                &format!("{{\"SecretId\":\"{secret_id}\"}}")
+            )?
+        ),
+        Command::KmsWrkScript { op } => {
+            use base64::Engine;
+            let k = kms_client(&cli);
+            let key_id = k
+                .create_key()
+                .description("tumbler-bench")
+                .send()
+                .await?
+                .key_metadata
+                .context("CreateKey returned no metadata")?
+                .key_id;
+            let plaintext = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+            let body = match op {
+                KmsOp::Encrypt => format!(
+                    r#"{{"KeyId":"{key_id}","Plaintext":"{plaintext}","EncryptionContext":{{"purpose":"bench"}}}}"#
+                ),
+                KmsOp::GenerateDataKey => format!(r#"{{"KeyId":"{key_id}","KeySpec":"AES_256"}}"#),
+                KmsOp::Decrypt => {
+                    let blob = k
+                        .encrypt()
+                        .key_id(&key_id)
+                        .plaintext(aws_sdk_kms::primitives::Blob::new(vec![7u8; 64]))
+                        .encryption_context("purpose", "bench")
+                        .send()
+                        .await?
+                        .ciphertext_blob
+                        .context("Encrypt returned no blob")?;
+                    let blob = base64::engine::general_purpose::STANDARD.encode(blob.as_ref());
+                    format!(r#"{{"CiphertextBlob":"{blob}","EncryptionContext":{{"purpose":"bench"}}}}"#)
+                }
+            };
+            let target = match op {
+                KmsOp::Encrypt => "TrentService.Encrypt",
+                KmsOp::Decrypt => "TrentService.Decrypt",
+                KmsOp::GenerateDataKey => "TrentService.GenerateDataKey",
+            };
+            print!("{}", wrk_script(&cli, "kms", target, &body)?);
+        }
     }
     Ok(())
 }
@@ -304,23 +356,22 @@ fn lua_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn wrk_script(cli: &Cli, secret_id: &str) -> Result<String> {
+fn wrk_script(cli: &Cli, service: &str, target: &str, body: &str) -> Result<String> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4::SigningParams;
 
     let uri: http::Uri = cli.endpoint.parse()?;
     let host = uri.authority().context("endpoint has no host")?.to_string();
-    let body = format!("{{\"SecretId\":\"{secret_id}\"}}");
     let headers = [
         ("host", host.as_str()),
         ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", "secretsmanager.GetSecretValue"),
+        ("x-amz-target", target),
     ];
     let identity = Credentials::new(&cli.access_key_id, &cli.secret_access_key, None, None, "bench").into();
     let params = SigningParams::builder()
         .identity(&identity)
         .region(&cli.region)
-        .name("secretsmanager")
+        .name(service)
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()?
@@ -334,7 +385,7 @@ fn wrk_script(cli: &Cli, secret_id: &str) -> Result<String> {
     let (instructions, _) = sign(signable, &params)?.into_parts();
     let mut lines = vec![
         "wrk.method = \"POST\"".to_owned(),
-        format!("wrk.body = {}", lua_string(&body)),
+        format!("wrk.body = {}", lua_string(body)),
     ];
     for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
         lines.push(format!("wrk.headers[{}] = {}", lua_string(k), lua_string(v)));
