@@ -146,7 +146,9 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         );
         write_private(&creds_path, file.as_bytes())?;
         if created || !given {
-            new_credentials = Some((akid, creds_path.display().to_string()));
+            // Absolute, so the printed `export` works from any directory.
+            let shown = creds_path.canonicalize().unwrap_or(creds_path);
+            new_credentials = Some((akid, shown.display().to_string()));
         }
     }
     Ok(Setup {

@@ -214,7 +214,11 @@ impl Kms {
             return Err(KmsError::Disabled(format!(
                 "{} is {}",
                 row.arn,
-                row.state.to_lowercase()
+                if row.state == "PendingDeletion" {
+                    "pending deletion".to_owned()
+                } else {
+                    row.state.to_lowercase()
+                }
             )));
         }
         Ok(row)
