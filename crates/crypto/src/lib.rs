@@ -241,6 +241,9 @@ impl Purpose {
 }
 
 /// An AES-256-GCM key with random nonces. Sealed form: nonce || ciphertext || tag.
+/// The key schedule lives in an aws-lc `EVP_AEAD_CTX` on aws-lc's heap,
+/// freed by `EVP_AEAD_CTX_free` -> `OPENSSL_free`, which cleanses the memory:
+/// dropping a Kek zeroizes its key.
 pub struct Kek(RandomizedNonceKey);
 
 impl Kek {
