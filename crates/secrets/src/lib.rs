@@ -17,6 +17,7 @@ mod ops;
 pub mod password;
 mod policy;
 mod replication;
+pub mod schedule;
 
 use std::sync::Arc;
 
