@@ -44,6 +44,15 @@ enum Command {
     /// Administer a data directory's root of trust.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The rotation functions this server runs.
+    #[command(subcommand)]
+    Rotators(RotatorsCommand),
+}
+
+#[derive(Subcommand)]
+enum RotatorsCommand {
+    /// The built-in rotators, with the name to pass as RotationLambdaARN.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +159,12 @@ fn main() -> Result<()> {
         Command::Server(args) => server(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Rotators(RotatorsCommand::List) => {
+            for r in tumbler_rotation::Rotators::builtin().iter() {
+                println!("{}\n    {}", r.arn(), r.description());
+            }
+            Ok(())
+        }
         Command::Admin(AdminCommand::RotateRootKey(a)) => {
             println!("{}", root::rotate(&a.data_dir, a.to, &a.kms)?);
             Ok(())
@@ -203,7 +218,16 @@ fn server(args: ServerArgs) -> Result<()> {
         }
         println!("tumbler: listening on {scheme}://{addr}");
         tracing::info!(%addr, scheme, data_dir = %args.data_dir.display(), "serving");
+        let audited = !matches!(args.audit, AuditSetting::Off);
+        let rotation = Arc::new(tumbler_rotation::Engine::new(
+            setup.secrets.clone(),
+            Arc::new(tumbler_rotation::Rotators::builtin()),
+            Arc::new(move |row: &tumbler_store::SecretRow, name: &str| {
+                audited.then(|| tumbler_server::audit::rotation_event(row, name))
+            }),
+        ));
         let state = Arc::new(tumbler_server::AppState {
+            rotation,
             identity: setup.identity,
             secrets: setup.secrets,
             kms: setup.kms,

@@ -296,6 +296,16 @@ impl RequestCheck for sm::PutResourcePolicyRequest {
     }
 }
 
+impl RequestCheck for sm::RotateSecretRequest {
+    fn check(&self) -> Check {
+        on_secret("secretsmanager:RotateSecret", &self.secret_id, |keys| {
+            if let Some(arn) = &self.rotation_lambda_arn {
+                keys.insert("secretsmanager:RotationLambdaARN", arn.clone());
+            }
+        })
+    }
+}
+
 impl RequestCheck for sm::ReplicateSecretToRegionsRequest {
     fn check(&self) -> Check {
         on_secret("secretsmanager:ReplicateSecretToRegions", &self.secret_id, |keys| {

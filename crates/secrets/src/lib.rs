@@ -33,6 +33,9 @@ use tumbler_wire::AwsError;
 pub use authz::{AllowAll, Authorizer};
 use authz::{Check, FactsCache};
 pub use meta::SecretMeta;
+pub use ops::rotation::{
+    ClaimedRotation, MAX_ROTATION_ATTEMPTS, ROTATION_LEASE_MS, RotationEnd, RotationOutcome, RotatorNames,
+};
 pub use ops::{OPERATIONS, is_read_only};
 
 /// Who is calling and where: the account of the principal and the region
@@ -159,6 +162,8 @@ pub struct SecretsService {
     store: Arc<dyn Store>,
     kms: Arc<Kms>,
     facts: FactsCache,
+    /// The rotation functions RotateSecret accepts (set by the server).
+    rotators: std::sync::OnceLock<Arc<dyn RotatorNames>>,
 }
 
 pub(crate) const NOT_FOUND: &str = "Secrets Manager can't find the specified secret.";
@@ -234,6 +239,7 @@ impl SecretsService {
             store,
             kms,
             facts: FactsCache::default(),
+            rotators: std::sync::OnceLock::new(),
         }
     }
 

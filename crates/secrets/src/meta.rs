@@ -28,8 +28,18 @@ pub struct SecretMeta {
     pub rotation_rules: Option<StoredRotationRules>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rotated_ms: Option<i64>,
+    /// When the rotation is due (the window's end: DescribeSecret's NextRotationDate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_rotation_ms: Option<i64>,
+    /// When the next scheduled rotation starts (the window opens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_start_ms: Option<i64>,
+    /// The rotation under way, if any: the rotation engine's work item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_run: Option<RotationRun>,
+    /// The last rotation that gave up, until one succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_failure: Option<RotationFailure>,
     /// Set on a primary that has replicas, and on every replica.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
@@ -39,6 +49,37 @@ pub struct SecretMeta {
     /// On a primary: its replicas.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<Replica>,
+}
+
+/// A rotation in progress. Its steps are idempotent, so after a crash or a
+/// failure the same run resumes with the same token.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RotationRun {
+    /// The ClientRequestToken: the AWSPENDING version being made.
+    pub token: String,
+    pub started_ms: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before this time (backoff after a failure).
+    pub next_attempt_ms: i64,
+    /// A node working on it holds it until then (a lease in the store).
+    pub lease_until_ms: i64,
+    /// RotateImmediately=false: only testSecret, on a copy of AWSCURRENT.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub test_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<RotationFailure>,
+}
+
+/// Which step failed, how, and when.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RotationFailure {
+    pub step: String,
+    pub message: String,
+    pub at_ms: i64,
+    pub attempts: u32,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

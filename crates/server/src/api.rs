@@ -363,12 +363,18 @@ async fn secrets_call(
     } else {
         // Writes wait for a durable commit; keep that off the async workers.
         let s = state.clone();
-        tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
+        let rotate = op == "RotateSecret";
+        let r = tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
             .await
             .unwrap_or_else(|_| {
                 tracing::error!("operation panicked");
                 Err(internal())
-            })
+            });
+        if rotate && r.is_ok() {
+            // The rotation is recorded; the engine runs it now.
+            state.rotation.wake();
+        }
+        r
     }
 }
 

@@ -272,6 +272,18 @@ pub fn end_secret_deletion(row: &tumbler_store::SecretRow, event_id: String) -> 
     )
 }
 
+/// The event of a rotation's outcome, which the service reaches on its own
+/// (CloudTrail's `RotationSucceeded`, `RotationFailed`, `RotationAbandoned`).
+pub fn rotation_event(row: &tumbler_store::SecretRow, name: &str) -> AuditRecord {
+    service_event(
+        "secretsmanager.amazonaws.com",
+        name,
+        (&row.region, &row.account),
+        (&row.arn, "AWS::SecretsManager::Secret"),
+        uuid::Uuid::new_v4().to_string(),
+    )
+}
+
 /// The event of what the key service does on its own: `RotateKey` (an
 /// automatic rotation) or `DeleteKey` (the end of a deletion window).
 pub fn kms_service_event(row: &tumbler_store::KmsKeyRow, name: &str, event_id: String) -> AuditRecord {

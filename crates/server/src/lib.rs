@@ -37,8 +37,10 @@ pub struct AppState {
     pub audit: audit::AuditMode,
     /// Prune audit events older than this (None: keep them all).
     pub audit_retention: Option<AuditRetention>,
-    /// How often the sweeper purges deleted secrets and repairs replicas.
+    /// How often the sweeper purges deleted secrets and repairs replicas
+    /// (and the rotation engine looks for due rotations).
     pub sweep_every: Duration,
+    pub rotation: Arc<tumbler_rotation::Engine>,
 }
 
 /// How long audit events are kept, and the chain key that signs the
@@ -107,6 +109,7 @@ pub async fn serve(
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let rotations = tokio::spawn(state.rotation.clone().run(state.sweep_every));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -180,6 +183,7 @@ pub async fn serve(
     }
     drop(listener);
     sweeper.abort();
+    rotations.abort();
     tracing::info!("shutting down: waiting for in-flight requests");
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await

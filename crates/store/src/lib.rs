@@ -549,6 +549,11 @@ pub trait Store: Send + Sync + 'static {
     /// Live primaries with a replica whose last mirror did not succeed
     /// (the secrets domain's `meta.replicas[].status` other than `InSync`).
     fn secrets_with_unsynced_replicas(&self, limit: usize) -> Result<Vec<i64>>;
+    /// Live secrets with rotation enabled whose rotation run may be worked
+    /// on at `now_ms` (its backoff and lease passed), or, without a run,
+    /// whose next rotation window opened (the secrets domain's `meta`
+    /// fields `rotationEnabled`, `rotationRun`, `nextRotationStartMs`).
+    fn secrets_due_for_rotation(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

@@ -151,6 +151,17 @@ pub struct UpdateSecretRequest {
     pub secret_type: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotateSecretRequest {
+    pub secret_id: Option<String>,
+    pub client_request_token: Option<String>,
+    #[serde(rename = "RotationLambdaARN")]
+    pub rotation_lambda_arn: Option<String>,
+    pub rotation_rules: Option<RotationRules>,
+    pub rotate_immediately: Option<bool>,
+}
+
 /// The many operations whose input is just a SecretId.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -583,6 +594,48 @@ impl BatchGetSecretValueRequest {
         filters(&mut v, self.filters.as_deref());
         v.range("maxResults", self.max_results, 1, 20);
         v.length("nextToken", self.next_token.as_deref(), 1, 4096);
+        v.finish()
+    }
+}
+
+impl RotateSecretRequest {
+    pub fn validate(&self) -> Result<(), crate::AwsError> {
+        let mut v = Validator::new();
+        secret_id(&mut v, &self.secret_id);
+        token(&mut v, &self.client_request_token);
+        v.length("rotationLambdaARN", self.rotation_lambda_arn.as_deref(), 0, 2048);
+        if let Some(rules) = &self.rotation_rules {
+            v.range(
+                "rotationRules.automaticallyAfterDays",
+                rules.automatically_after_days,
+                1,
+                1000,
+            );
+            v.length("rotationRules.duration", rules.duration.as_deref(), 2, 3);
+            v.pattern(
+                "rotationRules.duration",
+                rules.duration.as_deref(),
+                |s| s.ends_with('h') && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit()),
+                "[0-9h]+",
+                false,
+            );
+            v.length(
+                "rotationRules.scheduleExpression",
+                rules.schedule_expression.as_deref(),
+                1,
+                256,
+            );
+            v.pattern(
+                "rotationRules.scheduleExpression",
+                rules.schedule_expression.as_deref(),
+                |s| {
+                    s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"()#?*-/, ".contains(&b))
+                },
+                r"[0-9A-Za-z\(\)#\?\*\-\/, ]+",
+                false,
+            );
+        }
         v.finish()
     }
 }

@@ -2,6 +2,7 @@
 //! `X-Amz-Target` operation name.
 
 mod manage;
+pub(crate) mod rotation;
 mod values;
 
 use tumbler_wire::secretsmanager as sm;
@@ -13,6 +14,7 @@ use crate::{Ctx, SecretsService};
 /// Every operation this service answers, for routing and tests.
 pub const OPERATIONS: &[&str] = &[
     "BatchGetSecretValue",
+    "CancelRotateSecret",
     "CreateSecret",
     "DeleteResourcePolicy",
     "DeleteSecret",
@@ -27,6 +29,7 @@ pub const OPERATIONS: &[&str] = &[
     "RemoveRegionsFromReplication",
     "ReplicateSecretToRegions",
     "RestoreSecret",
+    "RotateSecret",
     "StopReplicationToReplica",
     "TagResource",
     "UntagResource",
@@ -152,6 +155,10 @@ impl SecretsService {
                     sm::RemoveRegionsFromReplicationRequest,
                     remove_regions_from_replication
                 )
+            }
+            "RotateSecret" => run!(self, ctx, body, sm::RotateSecretRequest, rotate_secret),
+            "CancelRotateSecret" => {
+                run!(self, ctx, body, sm::SecretIdRequest, cancel_rotate_secret, id "secretsmanager:CancelRotateSecret")
             }
             "StopReplicationToReplica" => {
                 run!(self, ctx, body, sm::SecretIdRequest, stop_replication_to_replica, id "secretsmanager:StopReplicationToReplica")

@@ -38,7 +38,7 @@ pub(crate) fn one_value(
     }
 }
 
-fn token_in_use(token: &str, arn: &str) -> AwsError {
+pub(crate) fn token_in_use(token: &str, arn: &str) -> AwsError {
     AwsError::resource_exists(format!(
         "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
     ))

@@ -235,6 +235,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn secrets_due_for_rotation(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>> {
+        self.read(|c| {
+            // LIKE skips the JSON parse for the many secrets never rotated.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id FROM secrets WHERE deleted_ms IS NULL AND meta LIKE '%\"rotationEnabled\":true%'
+                     AND (json_extract(meta, '$.rotationRun.nextAttemptMs') <= ?1
+                              AND json_extract(meta, '$.rotationRun.leaseUntilMs') <= ?1
+                          OR json_extract(meta, '$.rotationRun') IS NULL
+                              AND json_extract(meta, '$.nextRotationStartMs') <= ?1)
+                     ORDER BY id LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([now_ms, limit as i64], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(backend)
+        })
+    }
+
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>> {
         self.read(|c| read::secret_regions(c, account, name))
     }

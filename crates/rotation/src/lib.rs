@@ -1,0 +1,275 @@
+//! The rotation engine. RotateSecret (and the schedule) record a rotation
+//! in the secret; the engine claims it, runs the four steps AWS defines
+//! (createSecret, setSecret, testSecret, finishSecret) with the rotator the
+//! secret names in RotationLambdaARN, and records how it ended: AWSCURRENT
+//! moves only after testSecret passed, a failed attempt is retried with
+//! backoff, and every outcome is audited as the service's own event.
+//!
+//! Built-in rotators make the same Secrets Manager calls a rotation Lambda
+//! makes, through the same operations, so they keep the same guarantees
+//! (idempotent steps, the AWSPENDING placeholder, label moves).
+
+mod random_password;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tumbler_secrets::{ClaimedRotation, Ctx, RotationEnd, RotationOutcome, RotatorNames, SecretsService};
+use tumbler_store::{AuditRecord, SecretRow};
+use tumbler_wire::AwsError;
+
+pub use random_password::RandomPassword;
+
+/// The four steps, named as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    CreateSecret,
+    SetSecret,
+    TestSecret,
+    FinishSecret,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::CreateSecret => "createSecret",
+            Step::SetSecret => "setSecret",
+            Step::TestSecret => "testSecret",
+            Step::FinishSecret => "finishSecret",
+        }
+    }
+}
+
+/// One step's failure, in words for DescribeSecret, the log and the audit trail.
+#[derive(Debug)]
+pub struct StepError(pub String);
+
+impl From<AwsError> for StepError {
+    fn from(e: AwsError) -> Self {
+        StepError(format!("{}: {}", e.code, e.message))
+    }
+}
+
+/// What a rotator's step sees: the secret and token, and the Secrets
+/// Manager API as the service.
+pub struct StepCall<'a> {
+    pub secrets: &'a SecretsService,
+    pub ctx: Ctx,
+    pub secret_arn: &'a str,
+    pub token: &'a str,
+}
+
+impl StepCall<'_> {
+    /// One Secrets Manager operation with a JSON request.
+    pub fn call(&self, op: &str, body: serde_json::Value) -> Result<serde_json::Value, AwsError> {
+        let out = self.secrets.call(&self.ctx, op, body.to_string().as_bytes())?;
+        serde_json::from_slice(&out).map_err(|_| AwsError::internal("a Secrets Manager answer did not parse"))
+    }
+}
+
+/// A rotation function.
+pub trait Rotator: Send + Sync {
+    /// The RotationLambdaARN that selects it.
+    fn arn(&self) -> &str;
+    /// One line for `tumbler rotators list`.
+    fn description(&self) -> &str;
+    fn step(&self, step: Step, call: &StepCall<'_>) -> Result<(), StepError>;
+}
+
+/// The rotators this server runs, by RotationLambdaARN.
+#[derive(Default)]
+pub struct Rotators(BTreeMap<String, Arc<dyn Rotator>>);
+
+impl Rotators {
+    /// The built-in rotators.
+    pub fn builtin() -> Rotators {
+        let mut r = Rotators::default();
+        r.add(Arc::new(RandomPassword));
+        r
+    }
+
+    pub fn add(&mut self, rotator: Arc<dyn Rotator>) {
+        self.0.insert(rotator.arn().to_owned(), rotator);
+    }
+
+    pub fn get(&self, arn: &str) -> Option<&Arc<dyn Rotator>> {
+        self.0.get(arn)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Rotator>> {
+        self.0.values()
+    }
+}
+
+impl RotatorNames for Rotators {
+    fn knows(&self, arn: &str) -> bool {
+        self.0.contains_key(arn)
+    }
+}
+
+/// The audit event of an outcome (`RotationSucceeded`, ...), if audited.
+pub type OutcomeEvent = dyn Fn(&SecretRow, &str) -> Option<AuditRecord> + Send + Sync;
+
+/// At most this many rotations run at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+pub struct Engine {
+    secrets: Arc<SecretsService>,
+    rotators: Arc<Rotators>,
+    event: Arc<OutcomeEvent>,
+    wake: tokio::sync::Notify,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Engine {
+    pub fn new(secrets: Arc<SecretsService>, rotators: Arc<Rotators>, event: Arc<OutcomeEvent>) -> Engine {
+        secrets.set_rotators(rotators.clone());
+        Engine {
+            secrets,
+            rotators,
+            event,
+            wake: tokio::sync::Notify::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
+        }
+    }
+
+    /// Look for due rotations now (after a RotateSecret).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Run due rotations every `every`, and whenever woken, until the
+    /// task is dropped.
+    pub async fn run(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+            }
+            self.clone().run_due().await;
+        }
+    }
+
+    /// Start every rotation that is due, within the concurrency bound.
+    pub async fn run_due(self: Arc<Self>) {
+        let secrets = self.secrets.clone();
+        let due = tokio::task::spawn_blocking(move || secrets.rotations_due(jiff::Timestamp::now(), 256)).await;
+        let due = match due {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message, "cannot list due rotations");
+                return;
+            }
+            Err(_) => return,
+        };
+        for id in due {
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                return;
+            };
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || {
+                engine.rotate_one(id);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Claim secret `id`'s rotation and run it to an outcome.
+    pub fn rotate_one(&self, id: i64) -> Option<RotationOutcome> {
+        let claimed = match self.secrets.claim_rotation(id, jiff::Timestamp::now()) {
+            Ok(Some(c)) => c,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(secret_id = id, error = %e.message, "cannot claim a rotation");
+                return None;
+            }
+        };
+        let end = self.run_steps(&claimed);
+        match self
+            .secrets
+            .finish_rotation(&claimed, &end, jiff::Timestamp::now(), self.event.as_ref())
+        {
+            Ok(outcome) => {
+                match (&end, outcome) {
+                    (RotationEnd::Succeeded, _) => {
+                        tracing::info!(secret = %claimed.arn, token = %claimed.token, "rotation succeeded")
+                    }
+                    (RotationEnd::Failed { step, message }, o) => tracing::warn!(
+                        secret = %claimed.arn, token = %claimed.token, step, error = %message,
+                        attempt = claimed.attempts + 1, abandoned = o == RotationOutcome::Abandoned,
+                        "rotation failed"
+                    ),
+                }
+                Some(outcome)
+            }
+            Err(e) => {
+                tracing::warn!(secret = %claimed.arn, error = %e.message, "cannot record a rotation's outcome");
+                None
+            }
+        }
+    }
+
+    fn run_steps(&self, claimed: &ClaimedRotation) -> RotationEnd {
+        let Some(rotator) = self.rotators.get(&claimed.rotator) else {
+            return RotationEnd::Failed {
+                step: Step::CreateSecret.as_str().into(),
+                message: format!("no rotator {} on this server", claimed.rotator),
+            };
+        };
+        let call = StepCall {
+            secrets: &self.secrets,
+            ctx: claimed.service_ctx(jiff::Timestamp::now()),
+            secret_arn: &claimed.arn,
+            token: &claimed.token,
+        };
+        let steps: &[Step] = if claimed.test_only {
+            // RotateImmediately=false: AWSPENDING gets a copy of AWSCURRENT
+            // for testSecret alone.
+            if let Err(e) = copy_current_to_pending(&call) {
+                return RotationEnd::Failed {
+                    step: Step::TestSecret.as_str().into(),
+                    message: e.0,
+                };
+            }
+            &[Step::TestSecret]
+        } else {
+            &Step::ALL
+        };
+        for step in steps {
+            if let Err(e) = rotator.step(*step, &call) {
+                return RotationEnd::Failed {
+                    step: step.as_str().into(),
+                    message: e.0,
+                };
+            }
+        }
+        RotationEnd::Succeeded
+    }
+}
+
+fn copy_current_to_pending(call: &StepCall<'_>) -> Result<(), StepError> {
+    let current = call.call(
+        "GetSecretValue",
+        serde_json::json!({"SecretId": call.secret_arn, "VersionStage": "AWSCURRENT"}),
+    )?;
+    let mut put = serde_json::json!({
+        "SecretId": call.secret_arn,
+        "ClientRequestToken": call.token,
+        "VersionStages": ["AWSPENDING"],
+    });
+    for field in ["SecretString", "SecretBinary"] {
+        if let Some(v) = current.get(field) {
+            put[field] = v.clone();
+        }
+    }
+    call.call("PutSecretValue", put)?;
+    Ok(())
+}
