@@ -184,7 +184,12 @@ impl Engine {
 
     /// Claim secret `id`'s rotation and run it to an outcome.
     pub fn rotate_one(&self, id: i64) -> Option<RotationOutcome> {
-        let claimed = match self.secrets.claim_rotation(id, jiff::Timestamp::now()) {
+        self.rotate_one_at(id, jiff::Timestamp::now())
+    }
+
+    /// As [`Self::rotate_one`], as of `now` (tests drive the clock).
+    pub fn rotate_one_at(&self, id: i64, now: jiff::Timestamp) -> Option<RotationOutcome> {
+        let claimed = match self.secrets.claim_rotation(id, now) {
             Ok(Some(c)) => c,
             Ok(None) => return None,
             Err(e) => {
@@ -192,11 +197,8 @@ impl Engine {
                 return None;
             }
         };
-        let end = self.run_steps(&claimed);
-        match self
-            .secrets
-            .finish_rotation(&claimed, &end, jiff::Timestamp::now(), self.event.as_ref())
-        {
+        let end = self.run_steps(&claimed, now);
+        match self.secrets.finish_rotation(&claimed, &end, now, self.event.as_ref()) {
             Ok(outcome) => {
                 match (&end, outcome) {
                     (RotationEnd::Succeeded, _) => {
@@ -217,7 +219,7 @@ impl Engine {
         }
     }
 
-    fn run_steps(&self, claimed: &ClaimedRotation) -> RotationEnd {
+    fn run_steps(&self, claimed: &ClaimedRotation, now: jiff::Timestamp) -> RotationEnd {
         let Some(rotator) = self.rotators.get(&claimed.rotator) else {
             return RotationEnd::Failed {
                 step: Step::CreateSecret.as_str().into(),
@@ -226,7 +228,7 @@ impl Engine {
         };
         let call = StepCall {
             secrets: &self.secrets,
-            ctx: claimed.service_ctx(jiff::Timestamp::now()),
+            ctx: claimed.service_ctx(now),
             secret_arn: &claimed.arn,
             token: &claimed.token,
         };

@@ -1,0 +1,109 @@
+//! The scheduler with a driven clock: a rotation due while the server was
+//! down runs once when it is back, not once per missed window; a claimed
+//! run is held by its lease and taken over, with its token, once the lease
+//! lapses (a crashed node).
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use tumbler_rotation::{Engine, Rotators};
+use tumbler_secrets::{Ctx, RotationOutcome, SecretsService};
+
+fn service(dir: &std::path::Path) -> Arc<SecretsService> {
+    let store: Arc<dyn tumbler_store::Store> = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
+    let master = tumbler_crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
+    let kms = Arc::new(tumbler_kms::Kms::new(store.clone(), &master));
+    Arc::new(SecretsService::new(store, kms))
+}
+
+fn ctx(now: Timestamp) -> Ctx {
+    Ctx::new(
+        "000000000000",
+        "us-east-1",
+        "arn:aws:iam::000000000000:user/admin",
+        now,
+        Arc::new(tumbler_secrets::AllowAll),
+    )
+}
+
+fn call(s: &SecretsService, now: Timestamp, op: &str, body: &str) -> serde_json::Value {
+    serde_json::from_slice(&s.call(&ctx(now), op, body.as_bytes()).unwrap()).unwrap()
+}
+
+fn current_version(s: &SecretsService, now: Timestamp) -> String {
+    let d = call(s, now, "DescribeSecret", r#"{"SecretId":"db"}"#);
+    d["VersionIdsToStages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, v)| v.as_array().unwrap().iter().any(|s| s == "AWSCURRENT"))
+        .map(|(k, _)| k.clone())
+        .unwrap()
+}
+
+fn hours(h: i64) -> SignedDuration {
+    SignedDuration::from_hours(h)
+}
+
+#[test]
+fn missed_windows_rotate_once_and_leases_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let engine = Engine::new(s.clone(), Arc::new(Rotators::builtin()), Arc::new(|_, _| None));
+    let t0: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+    call(
+        &s,
+        t0,
+        "CreateSecret",
+        r#"{"Name":"db","SecretString":"{\"password\":\"p0\"}","ClientRequestToken":"00000000-0000-0000-0000-000000000001"}"#,
+    );
+    let rotate = r#"{"SecretId":"db","ClientRequestToken":"00000000-0000-0000-0000-000000000002",
+        "RotationLambdaARN":"arn:aws:lambda:::function:tumbler-random-password",
+        "RotationRules":{"ScheduleExpression":"rate(1 days)"}}"#;
+    call(&s, t0, "RotateSecret", rotate);
+
+    // The immediate rotation.
+    let due = s.rotations_due(t0, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(engine.rotate_one_at(due[0], t0), Some(RotationOutcome::Succeeded));
+    assert_eq!(current_version(&s, t0), "00000000-0000-0000-0000-000000000002");
+    let d = call(&s, t0, "DescribeSecret", r#"{"SecretId":"db"}"#);
+    let due_by: Timestamp = "2026-11-24T23:59:59Z".parse().unwrap();
+    assert_eq!(d["NextRotationDate"].as_f64().unwrap() as i64, due_by.as_second());
+    // Nothing until the next window opens at midnight.
+    assert!(s.rotations_due(t0 + hours(13), 10).unwrap().is_empty());
+
+    // Down for five days: back, the rotation runs once.
+    let back = t0 + hours(24 * 5);
+    let due = s.rotations_due(back, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(engine.rotate_one_at(due[0], back), Some(RotationOutcome::Succeeded));
+    let after = current_version(&s, back);
+    assert_ne!(after, "00000000-0000-0000-0000-000000000002");
+    assert!(s.rotations_due(back, 10).unwrap().is_empty());
+    assert!(s.rotations_due(back + hours(13), 10).unwrap().is_empty());
+    assert_eq!(s.rotations_due(back + hours(15), 10).unwrap(), due);
+
+    // A claim holds the run: a second claimer finds nothing, until the
+    // lease lapses; then the same token is taken over.
+    let later = back + hours(15);
+    let first = s.claim_rotation(due[0], later).unwrap().expect("claimed");
+    assert!(
+        s.claim_rotation(due[0], later + SignedDuration::from_secs(60))
+            .unwrap()
+            .is_none()
+    );
+    let lapsed = later + SignedDuration::from_millis(tumbler_secrets::ROTATION_LEASE_MS + 1);
+    let second = s.claim_rotation(due[0], lapsed).unwrap().expect("taken over");
+    assert_eq!(first.token, second.token);
+    assert!(
+        s.claim_rotation(due[0], lapsed + SignedDuration::from_secs(60))
+            .unwrap()
+            .is_none()
+    );
+    // Its claimer crashed too; the next one runs the run to the end, with
+    // the token the first claim began.
+    let finally = lapsed + SignedDuration::from_millis(tumbler_secrets::ROTATION_LEASE_MS + 1);
+    assert_eq!(engine.rotate_one_at(due[0], finally), Some(RotationOutcome::Succeeded));
+    assert_eq!(current_version(&s, finally), first.token);
+}
