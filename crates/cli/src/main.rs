@@ -141,6 +141,20 @@ struct ServerArgs {
     #[arg(long, hide = true, env = "TUMBLER_SWEEP_INTERVAL_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     sweep_interval_secs: u64,
+    /// A command rotator: NAME=PROGRAM [ARGS...] (split on spaces), run for
+    /// each rotation step with the event on stdin; secrets select it with
+    /// RotationLambdaARN arn:aws:lambda:::function:NAME. Repeatable.
+    #[arg(
+        long = "rotator",
+        value_name = "NAME=PROGRAM",
+        env = "TUMBLER_ROTATORS",
+        value_delimiter = ';'
+    )]
+    rotators: Vec<String>,
+    /// How long a command rotator may take for one step.
+    #[arg(long, default_value_t = 60, env = "TUMBLER_ROTATOR_TIMEOUT_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    rotator_timeout_secs: u64,
     /// On first start, the root key is encrypted by this remote KMS key
     /// and decrypted by it at every start (auto-unseal). Without it the
     /// root key is TUMBLER_ROOT_PASSPHRASE (Argon2id), TUMBLER_ROOT_KEY or,
@@ -210,6 +224,25 @@ fn server(args: ServerArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let scheme = if setup.tls.is_some() { "https" } else { "http" };
+        let audited = !matches!(args.audit, AuditSetting::Off);
+        let mut rotators = tumbler_rotation::Rotators::builtin();
+        let endpoint = format!(
+            "{scheme}://{}",
+            if addr.ip().is_unspecified() {
+                format!("127.0.0.1:{}", addr.port())
+            } else {
+                addr.to_string()
+            }
+        );
+        let ca = (setup.tls.is_some() && args.tls_cert.is_none())
+            .then(|| args.data_dir.join("ca.pem").canonicalize().ok())
+            .flatten();
+        for spec in &args.rotators {
+            let timeout = std::time::Duration::from_secs(args.rotator_timeout_secs);
+            let rotator = tumbler_rotation::CommandRotator::parse(spec, &endpoint, ca.clone(), timeout)
+                .map_err(anyhow::Error::msg)?;
+            rotators.add(Arc::new(rotator));
+        }
         if let Some(creds) = &setup.new_credentials {
             println!(
                 "{}",
@@ -218,10 +251,9 @@ fn server(args: ServerArgs) -> Result<()> {
         }
         println!("tumbler: listening on {scheme}://{addr}");
         tracing::info!(%addr, scheme, data_dir = %args.data_dir.display(), "serving");
-        let audited = !matches!(args.audit, AuditSetting::Off);
         let rotation = Arc::new(tumbler_rotation::Engine::new(
             setup.secrets.clone(),
-            Arc::new(tumbler_rotation::Rotators::builtin()),
+            Arc::new(rotators),
             Arc::new(move |row: &tumbler_store::SecretRow, name: &str| {
                 audited.then(|| tumbler_server::audit::rotation_event(row, name))
             }),

@@ -9,6 +9,7 @@
 //! makes, through the same operations, so they keep the same guarantees
 //! (idempotent steps, the AWSPENDING placeholder, label moves).
 
+mod command;
 mod random_password;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use tumbler_secrets::{ClaimedRotation, Ctx, RotationEnd, RotationOutcome, Rotato
 use tumbler_store::{AuditRecord, SecretRow};
 use tumbler_wire::AwsError;
 
+pub use command::CommandRotator;
 pub use random_password::RandomPassword;
 
 /// The four steps, named as on the wire.
