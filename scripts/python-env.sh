@@ -19,6 +19,8 @@ REQS=(
   "botocore==1.43.11"
   "awscli==1.45.11"
   "pytest==9.2.0"
+  # Test certificates for the webhook rotator tests.
+  "cryptography==50.0.2"
 )
 STAMP_CONTENT="${REQS[*]}"
 STAMP="$VENV/.tumbler-requirements"

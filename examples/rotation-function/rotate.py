@@ -87,7 +87,7 @@ def create_secret(service_client, arn, token):
 
 
 def target_file():
-    return sys.argv[1] if len(sys.argv) > 1 else os.environ["ROTATION_TARGET_FILE"]
+    return os.environ["ROTATION_TARGET_FILE"]
 
 
 def read_target():
@@ -142,7 +142,7 @@ def finish_secret(service_client, arn, token):
 
 
 def fail_injected(step):
-    path = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("ROTATION_FAIL_STEP_FILE")
+    path = os.environ.get("ROTATION_FAIL_STEP_FILE")
     if path and os.path.exists(path):
         with open(path) as f:
             if f.read().strip() == step:
@@ -151,6 +151,9 @@ def fail_injected(step):
 
 if __name__ == "__main__":
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    # As a command rotator: configuration comes as arguments.
+    for var, arg in zip(("ROTATION_TARGET_FILE", "ROTATION_FAIL_STEP_FILE"), sys.argv[1:]):
+        os.environ[var] = arg
     try:
         lambda_handler(json.load(sys.stdin), None)
     except Exception as e:  # The exit status and the last line tell Tumbler why.

@@ -151,6 +151,16 @@ struct ServerArgs {
         value_delimiter = ';'
     )]
     rotators: Vec<String>,
+    /// A webhook rotator: 'NAME=URL secret-file=FILE [ca=FILE] [timeout=SECS]';
+    /// each step is POSTed to URL, signed with the secret in FILE; secrets
+    /// select it with RotationLambdaARN arn:aws:lambda:::function:NAME.
+    #[arg(
+        long = "webhook-rotator",
+        value_name = "SPEC",
+        env = "TUMBLER_WEBHOOK_ROTATORS",
+        value_delimiter = ';'
+    )]
+    webhook_rotators: Vec<String>,
     /// How long a command rotator may take for one step.
     #[arg(long, default_value_t = 60, env = "TUMBLER_ROTATOR_TIMEOUT_SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -240,6 +250,11 @@ fn server(args: ServerArgs) -> Result<()> {
         for spec in &args.rotators {
             let timeout = std::time::Duration::from_secs(args.rotator_timeout_secs);
             let rotator = tumbler_rotation::CommandRotator::parse(spec, &endpoint, ca.clone(), timeout)
+                .map_err(anyhow::Error::msg)?;
+            rotators.add(Arc::new(rotator));
+        }
+        for spec in &args.webhook_rotators {
+            let rotator = tumbler_rotation::WebhookRotator::parse(spec, tokio::runtime::Handle::current())
                 .map_err(anyhow::Error::msg)?;
             rotators.add(Arc::new(rotator));
         }

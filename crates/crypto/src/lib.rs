@@ -111,6 +111,11 @@ impl MacPurpose {
 pub struct MacKey(hmac::Key);
 
 impl MacKey {
+    /// An HMAC-SHA256 key of a shared secret (a webhook's signing secret).
+    pub fn from_secret(secret: &[u8]) -> MacKey {
+        MacKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
     /// The MAC of the concatenation of `parts`.
     pub fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.0);

@@ -11,6 +11,7 @@
 
 mod command;
 mod random_password;
+mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tumbler_wire::AwsError;
 
 pub use command::CommandRotator;
 pub use random_password::RandomPassword;
+pub use webhook::WebhookRotator;
 
 /// The four steps, named as on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
