@@ -161,6 +161,11 @@ struct ServerArgs {
         value_delimiter = ';'
     )]
     webhook_rotators: Vec<String>,
+    /// Seconds a node's claim holds a rotation without renewal; tests
+    /// shorten it so a killed server's rotations resume sooner.
+    #[arg(long, hide = true, env = "TUMBLER_ROTATION_LEASE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    rotation_lease_secs: u64,
     /// How long a command rotator may take for one step.
     #[arg(long, default_value_t = 60, env = "TUMBLER_ROTATOR_TIMEOUT_SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -266,13 +271,16 @@ fn server(args: ServerArgs) -> Result<()> {
         }
         println!("tumbler: listening on {scheme}://{addr}");
         tracing::info!(%addr, scheme, data_dir = %args.data_dir.display(), "serving");
-        let rotation = Arc::new(tumbler_rotation::Engine::new(
-            setup.secrets.clone(),
-            Arc::new(rotators),
-            Arc::new(move |row: &tumbler_store::SecretRow, name: &str| {
-                audited.then(|| tumbler_server::audit::rotation_event(row, name))
-            }),
-        ));
+        let rotation = Arc::new(
+            tumbler_rotation::Engine::new(
+                setup.secrets.clone(),
+                Arc::new(rotators),
+                Arc::new(move |row: &tumbler_store::SecretRow, name: &str| {
+                    audited.then(|| tumbler_server::audit::rotation_event(row, name))
+                }),
+            )
+            .with_lease(std::time::Duration::from_secs(args.rotation_lease_secs)),
+        );
         let state = Arc::new(tumbler_server::AppState {
             rotation,
             identity: setup.identity,

@@ -127,6 +127,8 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 
 pub struct Engine {
     secrets: Arc<SecretsService>,
+    /// How long a claim holds a run; renewed at a third of it while the steps run.
+    lease: Duration,
     rotators: Arc<Rotators>,
     event: Arc<OutcomeEvent>,
     wake: tokio::sync::Notify,
@@ -138,6 +140,7 @@ impl Engine {
         secrets.set_rotators(rotators.clone());
         Engine {
             secrets,
+            lease: Duration::from_millis(tumbler_secrets::ROTATION_LEASE_MS as u64),
             rotators,
             event,
             wake: tokio::sync::Notify::new(),
@@ -145,20 +148,27 @@ impl Engine {
         }
     }
 
+    /// How long a claim holds a run without renewal (tests shorten it, so
+    /// that a killed server's runs are taken over sooner).
+    pub fn with_lease(mut self, lease: Duration) -> Engine {
+        self.lease = lease;
+        self
+    }
+
     /// Look for due rotations now (after a RotateSecret).
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
-    /// Run due rotations every `every`, and whenever woken, until the
-    /// task is dropped.
+    /// Run due rotations at once (those a stopped server left are due),
+    /// then every `every` and whenever woken, until the task is dropped.
     pub async fn run(self: Arc<Self>, every: Duration) {
         loop {
+            self.clone().run_due().await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(every) => {}
             }
-            self.clone().run_due().await;
         }
     }
 
@@ -193,7 +203,7 @@ impl Engine {
 
     /// As [`Self::rotate_one`], as of `now` (tests drive the clock).
     pub fn rotate_one_at(&self, id: i64, now: jiff::Timestamp) -> Option<RotationOutcome> {
-        let claimed = match self.secrets.claim_rotation(id, now) {
+        let claimed = match self.secrets.claim_rotation(id, now, self.lease) {
             Ok(Some(c)) => c,
             Ok(None) => return None,
             Err(e) => {
@@ -201,7 +211,7 @@ impl Engine {
                 return None;
             }
         };
-        let end = self.run_steps(&claimed, now);
+        let end = self.run_steps_renewing(&claimed, now);
         match self.secrets.finish_rotation(&claimed, &end, now, self.event.as_ref()) {
             Ok(outcome) => {
                 match (&end, outcome) {
@@ -221,6 +231,31 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// Run the steps while a second thread renews the lease, so a slow
+    /// rotator keeps its run and a crashed node's run is free soon.
+    fn run_steps_renewing(&self, claimed: &ClaimedRotation, now: jiff::Timestamp) -> RotationEnd {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(self.lease / 3) {
+                    match self
+                        .secrets
+                        .renew_rotation_lease(claimed, jiff::Timestamp::now(), self.lease)
+                    {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            tracing::warn!(secret = %claimed.arn, error = %e.message, "cannot renew a rotation lease")
+                        }
+                    }
+                }
+            });
+            let end = self.run_steps(claimed, now);
+            drop(stop);
+            end
+        })
     }
 
     fn run_steps(&self, claimed: &ClaimedRotation, now: jiff::Timestamp) -> RotationEnd {

@@ -41,6 +41,8 @@ fn current_version(s: &SecretsService, now: Timestamp) -> String {
         .unwrap()
 }
 
+const LEASE: std::time::Duration = std::time::Duration::from_millis(tumbler_secrets::ROTATION_LEASE_MS as u64);
+
 fn hours(h: i64) -> SignedDuration {
     SignedDuration::from_hours(h)
 }
@@ -87,17 +89,17 @@ fn missed_windows_rotate_once_and_leases_hold() {
     // A claim holds the run: a second claimer finds nothing, until the
     // lease lapses; then the same token is taken over.
     let later = back + hours(15);
-    let first = s.claim_rotation(due[0], later).unwrap().expect("claimed");
+    let first = s.claim_rotation(due[0], later, LEASE).unwrap().expect("claimed");
     assert!(
-        s.claim_rotation(due[0], later + SignedDuration::from_secs(60))
+        s.claim_rotation(due[0], later + SignedDuration::from_secs(10), LEASE)
             .unwrap()
             .is_none()
     );
     let lapsed = later + SignedDuration::from_millis(tumbler_secrets::ROTATION_LEASE_MS + 1);
-    let second = s.claim_rotation(due[0], lapsed).unwrap().expect("taken over");
+    let second = s.claim_rotation(due[0], lapsed, LEASE).unwrap().expect("taken over");
     assert_eq!(first.token, second.token);
     assert!(
-        s.claim_rotation(due[0], lapsed + SignedDuration::from_secs(60))
+        s.claim_rotation(due[0], lapsed + SignedDuration::from_secs(10), LEASE)
             .unwrap()
             .is_none()
     );

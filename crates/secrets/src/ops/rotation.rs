@@ -20,8 +20,9 @@ use crate::meta::{RotationFailure, RotationRun, SecretMeta, StoredRotationRules}
 use crate::schedule::Schedule;
 use crate::{Ctx, Draft, SecretsService, label_pairs, versions_to_clean};
 
-/// A claimed run is the claimer's for this long; a crash frees it after.
-pub const ROTATION_LEASE_MS: i64 = 5 * 60_000;
+/// A claimed run is the claimer's for this long unless renewed; a crash
+/// frees it after. The engine renews it while the steps run.
+pub const ROTATION_LEASE_MS: i64 = 30_000;
 /// Failed attempts before a rotation is given up (RotationAbandoned).
 pub const MAX_ROTATION_ATTEMPTS: u32 = 5;
 /// The first retry waits this long, each next one twice as long.
@@ -241,7 +242,13 @@ impl SecretsService {
     /// Take the lease on secret `secret_id`'s due rotation, first starting
     /// a scheduled one (a new AWSPENDING placeholder) if its window opened.
     /// None if there is nothing to do or another node holds it.
-    pub fn claim_rotation(&self, secret_id: i64, now: jiff::Timestamp) -> Result<Option<ClaimedRotation>, AwsError> {
+    pub fn claim_rotation(
+        &self,
+        secret_id: i64,
+        now: jiff::Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<Option<ClaimedRotation>, AwsError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(ROTATION_LEASE_MS);
         let Some(state) = self.store.secret_by_id(secret_id).map_err(crate::store_err)? else {
             return Ok(None);
         };
@@ -281,7 +288,7 @@ impl SecretsService {
                 None => return Ok((Vec::new(), None)),
             };
             let run = RotationRun {
-                lease_until_ms: now + ROTATION_LEASE_MS,
+                lease_until_ms: now + lease_ms,
                 ..run
             };
             let claimed = ClaimedRotation {
@@ -304,6 +311,29 @@ impl SecretsService {
                 }
             };
             Ok((vec![write], Some(claimed)))
+        })
+    }
+
+    /// Extend the lease of a claimed run that is still ours; false if it
+    /// is not (cancelled, finished or taken over).
+    pub fn renew_rotation_lease(
+        &self,
+        claimed: &ClaimedRotation,
+        now: jiff::Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<bool, AwsError> {
+        let ctx = claimed
+            .service_ctx(now)
+            .with_check(crate::authz::unscoped("secretsmanager:RotateSecret"));
+        let until = now.as_millisecond() + i64::try_from(lease.as_millis()).unwrap_or(ROTATION_LEASE_MS);
+        self.mutate(&ctx, &claimed.arn, |mut d| {
+            let Some(run) = d.meta.rotation_run.as_mut().filter(|r| r.token == claimed.token) else {
+                return Ok((Vec::new(), false));
+            };
+            run.lease_until_ms = until;
+            let mut row = d.state.row.clone();
+            row.meta = d.meta.to_json();
+            Ok((vec![crate::update_row(row, Vec::new())], true))
         })
     }
 
