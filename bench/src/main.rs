@@ -3,6 +3,8 @@
 //! - `seed`: CreateSecret N secrets with C concurrent clients (creates/s).
 //! - `put`: PutSecretValue for D seconds with C clients (durable writes/s).
 //! - `list`: ListSecrets first page, repeated (p50/p99 latency).
+//! - `rotate`: RotateSecret on N seeded secrets with a rotator, then wait
+//!   until every one's AWSCURRENT is its new version (rotations/s).
 //! - `kms`: Encrypt, Decrypt or GenerateDataKey of 64 bytes under a new
 //!   customer key, for D seconds with C clients (calls/s).
 //! - `wrk-script`: a wrk Lua script that replays one SigV4-signed
@@ -54,6 +56,16 @@ enum Command {
     List {
         #[arg(long, default_value_t = 50)]
         repeat: usize,
+    },
+    Rotate {
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        #[arg(long)]
+        secrets: usize,
+        #[arg(long, default_value = "arn:aws:lambda:::function:tumbler-random-password")]
+        rotator: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     Kms {
         #[arg(long, value_enum)]
@@ -219,6 +231,71 @@ async fn main() -> Result<()> {
                 all.len() as f64 / secs,
                 percentile(&all, 0.5),
                 percentile(&all, 0.99)
+            );
+        }
+        Command::Rotate {
+            prefix,
+            secrets,
+            rotator,
+            concurrency,
+        } => {
+            let started = Instant::now();
+            let names: Vec<String> = (0..*secrets).map(|i| format!("{prefix}/{i:07}")).collect();
+            // Start every rotation.
+            let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..*concurrency {
+                let (c, next, names, tokens, rotator) =
+                    (c.clone(), next.clone(), names.clone(), tokens.clone(), rotator.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(i) else {
+                            return Ok::<_, anyhow::Error>(());
+                        };
+                        let out = c
+                            .rotate_secret()
+                            .secret_id(name)
+                            .rotation_lambda_arn(&rotator)
+                            .send()
+                            .await?;
+                        let token = out.version_id.context("RotateSecret returned no VersionId")?;
+                        tokens.lock().expect("tokens").push((name.clone(), token));
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            let requested = started.elapsed().as_secs_f64();
+            // Wait until each AWSCURRENT is its token.
+            let mut pending: Vec<(String, String)> = std::mem::take(&mut *tokens.lock().expect("tokens"));
+            while !pending.is_empty() {
+                let mut still = Vec::new();
+                for (name, token) in pending {
+                    let d = c.describe_secret().secret_id(&name).send().await?;
+                    let done = d
+                        .version_ids_to_stages()
+                        .and_then(|m| m.get(&token))
+                        .is_some_and(|s| s.iter().any(|l| l == "AWSCURRENT"));
+                    if !done {
+                        still.push((name, token));
+                    }
+                }
+                pending = still;
+                if !pending.is_empty() {
+                    anyhow::ensure!(
+                        started.elapsed() < Duration::from_secs(1800),
+                        "rotations did not finish"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "rotate secrets={secrets} rotator={rotator} requested_in_s={requested:.2} all_done_in_s={secs:.2} rotations_per_sec={:.1}",
+                *secrets as f64 / secs
             );
         }
         Command::Kms {

@@ -95,8 +95,8 @@ def make_handler(secret, seen):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
+    p.add_argument("--cert", help="PEM certificate (without it: plain HTTP, for loopback benchmarks)")
+    p.add_argument("--key")
     p.add_argument("--secret-file", required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--fail-step-file")
@@ -108,10 +108,13 @@ def main():
     with open(a.secret_file, "rb") as f:
         secret = f.read().rstrip(b"\r\n")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(secret, Seen()))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(a.cert, a.key)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    print("webhook: listening on https://127.0.0.1:%d/" % server.server_address[1], flush=True)
+    scheme = "http"
+    if a.cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.cert, a.key)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print("webhook: listening on %s://127.0.0.1:%d/" % (scheme, server.server_address[1]), flush=True)
     server.serve_forever()
 
 

@@ -133,6 +133,8 @@ pub struct Engine {
     event: Arc<OutcomeEvent>,
     wake: tokio::sync::Notify,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Secrets whose rotation a task of ours is running or about to run.
+    in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Engine {
@@ -145,6 +147,7 @@ impl Engine {
             event,
             wake: tokio::sync::Notify::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -172,27 +175,38 @@ impl Engine {
         }
     }
 
-    /// Start every rotation that is due, within the concurrency bound.
+    /// Start every rotation that is due, within the concurrency bound,
+    /// until none is left that is not already running.
     pub async fn run_due(self: Arc<Self>) {
-        let secrets = self.secrets.clone();
-        let due = tokio::task::spawn_blocking(move || secrets.rotations_due(jiff::Timestamp::now(), 256)).await;
-        let due = match due {
-            Ok(Ok(ids)) => ids,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e.message, "cannot list due rotations");
+        loop {
+            let secrets = self.secrets.clone();
+            let due = tokio::task::spawn_blocking(move || secrets.rotations_due(jiff::Timestamp::now(), 256)).await;
+            let due = match due {
+                Ok(Ok(ids)) => ids,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e.message, "cannot list due rotations");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let fresh: Vec<i64> = {
+                let mut running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                due.into_iter().filter(|id| running.insert(*id)).collect()
+            };
+            if fresh.is_empty() {
                 return;
             }
-            Err(_) => return,
-        };
-        for id in due {
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                return;
-            };
-            let engine = self.clone();
-            tokio::task::spawn_blocking(move || {
-                engine.rotate_one(id);
-                drop(permit);
-            });
+            for id in fresh {
+                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let engine = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    engine.rotate_one(id);
+                    engine.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    drop(permit);
+                });
+            }
         }
     }
 
