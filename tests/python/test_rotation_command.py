@@ -112,6 +112,15 @@ def test_a_failure_at_any_step_leaves_current_alone(rotating_server, step):
     assert labels[first["VersionId"]] == ["AWSCURRENT"]
     assert labels[token] == ["AWSPENDING"]
     assert json.loads(sm.get_secret_value(SecretId=name)["SecretString"])["password"] == "p0"
+    # Visible to operators, with a non-zero exit to alert on.
+    status = run_tumbler(
+        "rotation", "status", "--data-dir", str(srv.data_dir), "--failing", "--json",
+        env={"TUMBLER_ROOT_PASSPHRASE": PASSPHRASE},
+    )
+    assert status.returncode == 2, status.stderr
+    (line,) = [json.loads(l) for l in status.stdout.splitlines() if first["ARN"] in l]
+    assert line["Failing"] is True and line["Rotation"]["token"] == token
+    assert line["Rotation"]["lastError"]["step"] == step and "injected" in line["Rotation"]["lastError"]["message"]
     if step == "createSecret":
         # Nothing was generated: the placeholder is still empty.
         with raises_aws("ResourceNotFoundException"):
@@ -121,6 +130,12 @@ def test_a_failure_at_any_step_leaves_current_alone(rotating_server, step):
     sm.rotate_secret(SecretId=name, ClientRequestToken=token)
     wait_for(lambda: "AWSCURRENT" in stages(sm, name).get(token, []))
     assert target(passwords)[step] == json.loads(sm.get_secret_value(SecretId=name)["SecretString"])["password"]
+    status = run_tumbler(
+        "rotation", "status", "--data-dir", str(srv.data_dir), env={"TUMBLER_ROOT_PASSPHRASE": PASSPHRASE}
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"{first['ARN']}\n  enabled: true  rotator: arn:aws:lambda:::function:demo" in status.stdout
+    assert "state: ok" in status.stdout
 
 
 def test_a_hanging_rotator_times_out_without_blocking_others(rotating_server):

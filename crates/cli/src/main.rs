@@ -6,6 +6,7 @@ mod audit;
 mod init;
 mod policy;
 mod root;
+mod rotation;
 
 /// mimalloc: the request path allocates many small short-lived buffers
 /// (headers, JSON), where it measurably beats glibc's allocator.
@@ -47,6 +48,9 @@ enum Command {
     /// The rotation functions this server runs.
     #[command(subcommand)]
     Rotators(RotatorsCommand),
+    /// Rotation state: last and next rotation, rotations under way or failing.
+    #[command(subcommand)]
+    Rotation(rotation::RotationCommand),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +192,7 @@ fn main() -> Result<()> {
         Command::Server(args) => server(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Rotation(cmd) => rotation::run(cmd),
         Command::Rotators(RotatorsCommand::List) => {
             for r in tumbler_rotation::Rotators::builtin().iter() {
                 println!("{}\n    {}", r.arn(), r.description());

@@ -554,6 +554,8 @@ pub trait Store: Send + Sync + 'static {
     /// whose next rotation window opened (the secrets domain's `meta`
     /// fields `rotationEnabled`, `rotationRun`, `nextRotationStartMs`).
     fn secrets_due_for_rotation(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;
+    /// Live secrets whose rotation was ever configured.
+    fn secrets_with_rotation(&self, limit: usize) -> Result<Vec<i64>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

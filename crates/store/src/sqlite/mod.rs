@@ -235,6 +235,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn secrets_with_rotation(&self, limit: usize) -> Result<Vec<i64>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id FROM secrets WHERE deleted_ms IS NULL AND meta LIKE '%\"rotationEnabled\"%'
+                     ORDER BY id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([limit as i64], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(backend)
+        })
+    }
+
     fn secrets_due_for_rotation(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>> {
         self.read(|c| {
             // LIKE skips the JSON parse for the many secrets never rotated.
