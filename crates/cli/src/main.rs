@@ -286,8 +286,14 @@ fn server(args: ServerArgs) -> Result<()> {
             )
             .with_lease(std::time::Duration::from_secs(args.rotation_lease_secs)),
         );
+        let current_events = Arc::new(tumbler_server::events::CurrentEvents::default());
+        let sink = current_events.clone();
+        setup
+            .secrets
+            .set_current_listener(Box::new(move |arn: &str, version: &str| sink.push(arn, version)));
         let state = Arc::new(tumbler_server::AppState {
             rotation,
+            current_events,
             identity: setup.identity,
             secrets: setup.secrets,
             kms: setup.kms,

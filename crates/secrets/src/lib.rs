@@ -164,7 +164,13 @@ pub struct SecretsService {
     facts: FactsCache,
     /// The rotation functions RotateSecret accepts (set by the server).
     rotators: std::sync::OnceLock<Arc<dyn RotatorNames>>,
+    /// Told (secret ARN, version id) whenever a secret's AWSCURRENT moves.
+    current_listener: std::sync::OnceLock<CurrentListener>,
 }
+
+/// Called with (secret ARN, version id) after AWSCURRENT moved (a put, a
+/// label move, a rotation's finish), once the change is committed.
+pub type CurrentListener = Box<dyn Fn(&str, &str) + Send + Sync>;
 
 pub(crate) const NOT_FOUND: &str = "Secrets Manager can't find the specified secret.";
 pub(crate) const MARKED_DELETED: &str =
@@ -240,7 +246,13 @@ impl SecretsService {
             kms,
             facts: FactsCache::default(),
             rotators: std::sync::OnceLock::new(),
+            current_listener: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hear about every AWSCURRENT change (for change notifications).
+    pub fn set_current_listener(&self, listener: CurrentListener) {
+        let _ = self.current_listener.set(listener);
     }
 
     /// Resolve a SecretId (name, full ARN or partial ARN) in the caller's
@@ -327,14 +339,30 @@ impl SecretsService {
             let draft = self.resolve_for_change(ctx, id)?;
             let primary_id = draft.state.row.id;
             let has_replicas = !draft.meta.replicas.is_empty();
+            let old_current = draft.labels.get(labels::CURRENT).cloned();
+            let arn = draft.arn().to_owned();
             let (writes, out) = f(draft)?;
             if writes.is_empty() {
                 return Ok(out);
             }
+            let new_current = writes.iter().find_map(|w| match w {
+                Write::UpdateSecret {
+                    stages: Some(stages), ..
+                } => stages
+                    .iter()
+                    .find(|(stage, _)| stage == labels::CURRENT)
+                    .map(|(_, version)| version.clone()),
+                _ => None,
+            });
             match self.commit(ctx, writes) {
                 Ok(_) => {
                     if has_replicas {
                         self.sync_replicas_of(primary_id);
+                    }
+                    if let Some(version) = new_current.filter(|v| Some(v) != old_current.as_ref())
+                        && let Some(listener) = self.current_listener.get()
+                    {
+                        listener(&arn, &version);
                     }
                     return Ok(out);
                 }

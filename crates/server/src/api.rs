@@ -83,6 +83,26 @@ fn date_header() -> Option<HeaderValue> {
     })
 }
 
+/// `GET /v1/secret-events`: the change notifications long poll (see events.rs).
+pub async fn secret_events(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
+    let rid = request_id();
+    let (parts, _) = req.into_parts();
+    let caller = match authenticate(
+        &state.identity,
+        &parts,
+        b"",
+        Some("secretsmanager"),
+        jiff::Timestamp::now(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return json_error(&e, &rid),
+    };
+    match crate::events::poll(state, &caller, info, parts.uri.query()).await {
+        Ok(body) => base(200, &rid, "application/json", body),
+        Err(e) => json_error(&e, &rid),
+    }
+}
+
 pub fn health() -> Response {
     http::Response::new(Full::new(Bytes::from_static(b"ok\n")))
 }

@@ -10,6 +10,7 @@
 mod api;
 pub mod audit;
 mod authz;
+pub mod events;
 mod gate;
 pub mod tls;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     /// (and the rotation engine looks for due rotations).
     pub sweep_every: Duration,
     pub rotation: Arc<tumbler_rotation::Engine>,
+    /// AWSCURRENT changes, for `GET /v1/secret-events`.
+    pub current_events: Arc<events::CurrentEvents>,
 }
 
 /// How long audit events are kept, and the chain key that signs the
@@ -94,6 +97,9 @@ impl IpText {
 async fn dispatch(state: Arc<AppState>, info: ConnInfo, req: http::Request<Incoming>) -> api::Response {
     if req.uri().path() == "/health" && req.method() == http::Method::GET {
         return api::health();
+    }
+    if req.uri().path() == "/v1/secret-events" && req.method() == http::Method::GET {
+        return api::secret_events(&state, info, req).await;
     }
     api::handle(&state, info, req).await
 }
