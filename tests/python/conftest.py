@@ -605,3 +605,51 @@ def b64(data: bytes) -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# rotation helpers
+# --------------------------------------------------------------------------
+
+
+def wait_for(check, timeout: float = 30.0, what: str = "the rotation"):
+    """Poll `check()` until it returns something true; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.1)
+
+
+def stages(sm, secret_id: str) -> dict:
+    """DescribeSecret's VersionIdsToStages."""
+    return sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+
+
+def current_is(sm, secret_id: str, version: str) -> bool:
+    return "AWSCURRENT" in stages(sm, secret_id).get(version, [])
+
+
+def audit_events(srv: TumblerServer, event_name: str, env: Optional[dict] = None) -> str:
+    """The audit events named `event_name` in `srv`'s store, as text."""
+    r = run_tumbler("audit", "search", "--data-dir", str(srv.data_dir), "--event-name", event_name, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def rotator_env() -> dict:
+    """What a rotation function (command or webhook) needs to call back:
+    the bootstrap administrator's key, and no stray AWS configuration."""
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": "1",
+    }

@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 
 import pytest
 
-from conftest import make_client, raises_aws, run_tumbler
+from conftest import audit_events, current_is, make_client, raises_aws, run_tumbler, stages, wait_for
 
 RANDOM_PASSWORD = "arn:aws:lambda:::function:tumbler-random-password"
 EXCLUDED = set(":/@\"'\\")
 
 
-def stages(sm, secret_id):
-    return sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
 
 
-def wait_for(check, timeout=20.0, what="the rotation"):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        time.sleep(0.1)
 
 
-def current_is(sm, secret_id, version):
-    return "AWSCURRENT" in stages(sm, secret_id).get(version, [])
 
 
 def test_rotate_with_the_builtin_rotator_via_cli(server, sm, aws_cli, uniq):
@@ -80,9 +66,7 @@ def test_rotate_with_the_builtin_rotator_via_cli(server, sm, aws_cli, uniq):
     wait_for(lambda: current_is(sm, name, again))
     assert stages(sm, name)[token] == ["AWSPREVIOUS"]
     # The outcome is in the audit trail as the service's own event.
-    found = run_tumbler("audit", "search", "--data-dir", str(server.data_dir), "--event-name", "RotationSucceeded")
-    assert found.returncode == 0, found.stderr
-    assert found.stdout.count(first["ARN"]) >= 2
+    assert audit_events(server, "RotationSucceeded").count(first["ARN"]) >= 2
 
 
 def test_rotate_immediately_false_only_tests_a_copy(server, sm, uniq):
@@ -135,16 +119,7 @@ def test_a_failed_rotation_leaves_current_and_resumes_with_its_token(server, sm,
     kms.disable_key(KeyId=key)
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=RANDOM_PASSWORD)["VersionId"]
     # createSecret cannot read or write under a disabled key: the attempt fails.
-    found = wait_for(
-        lambda: (
-            r := run_tumbler("audit", "search", "--data-dir", str(server.data_dir), "--event-name", "RotationFailed")
-        ).returncode
-        == 0
-        and first["ARN"] in r.stdout
-        and r,
-        what="the RotationFailed event",
-    )
-    assert found
+    wait_for(lambda: first["ARN"] in audit_events(server, "RotationFailed"), what="the RotationFailed event")
     labels = stages(sm, name)
     assert labels[first["VersionId"]] == ["AWSCURRENT"]
     # AWSPENDING stays on the empty version, as on AWS.

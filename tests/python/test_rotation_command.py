@@ -15,40 +15,29 @@ import uuid
 
 import pytest
 
-from conftest import ACCESS_KEY, REPO, SECRET_KEY, make_client, raises_aws, run_tumbler, start_server
+from conftest import (
+    ACCESS_KEY,
+    REPO,
+    audit_events,
+    make_client,
+    raises_aws,
+    rotator_env,
+    run_tumbler,
+    stages,
+    start_server,
+    wait_for,
+)
 
 FUNCTION = REPO / "examples" / "rotation-function" / "rotate.py"
 PASSPHRASE = "this passphrase must not leak"
 
 
 def audit(srv, event_name):
-    """The audit events named `event_name`, as text ('' if the search fails)."""
-    r = run_tumbler(
-        "audit",
-        "search",
-        "--data-dir",
-        str(srv.data_dir),
-        "--event-name",
-        event_name,
-        env={"TUMBLER_ROOT_PASSPHRASE": PASSPHRASE},
-    )
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+    return audit_events(srv, event_name, env={"TUMBLER_ROOT_PASSPHRASE": PASSPHRASE})
 
 
-def wait_for(check, timeout=30.0, what="the rotation"):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        time.sleep(0.1)
 
 
-def stages(sm, name):
-    return sm.describe_secret(SecretId=name)["VersionIdsToStages"]
 
 
 def target(path):
@@ -66,12 +55,7 @@ def rotating_server(tmp_path):
         "TUMBLER_ROTATORS": f"demo={sys.executable} {FUNCTION} {passwords} {fail_at};hang={hang}",
         "TUMBLER_ROTATOR_TIMEOUT_SECS": "2",
         # The function's own credentials and settings, from the server's AWS_* environment.
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
+        **rotator_env(),
         # Never handed to the function.
         "TUMBLER_ROOT_PASSPHRASE": PASSPHRASE,
     }

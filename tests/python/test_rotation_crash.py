@@ -11,7 +11,7 @@ import random
 import sys
 import time
 
-from conftest import ACCESS_KEY, REPO, SECRET_KEY, make_client, start_server
+from conftest import REPO, make_client, rotator_env, start_server
 
 FUNCTION = REPO / "examples" / "rotation-function" / "rotate.py"
 SECRETS = 12
@@ -32,12 +32,7 @@ def test_kill_9_during_rotations_then_every_rotation_completes(tmp_path):
         "TUMBLER_ROTATORS": f"slow={slow}",
         "TUMBLER_ROTATION_LEASE_SECS": "2",
         "TUMBLER_SWEEP_INTERVAL_SECS": "1",
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
+        **rotator_env(),
     }
     srv = start_server(tmp_path, env=env)
     sm = make_client(srv)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import ACCESS_KEY, REPO, SECRET_KEY, make_client, run_tumbler, start_server
+from conftest import REPO, audit_events, make_client, rotator_env, stages, start_server, wait_for
 
 WEBHOOK = REPO / "examples" / "rotation-function" / "webhook.py"
 SIGNING_SECRET = "webhook-signing-secret-" + "x" * 16
@@ -79,23 +79,8 @@ def make_ca_and_cert(d):
     return paths
 
 
-def wait_for(check, timeout=30.0, what="it"):
-    deadline = time.monotonic() + timeout
-    while not (got := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        time.sleep(0.1)
-    return got
 
 
-def stages(sm, name):
-    return sm.describe_secret(SecretId=name)["VersionIdsToStages"]
-
-
-def audit(srv, event_name):
-    r = run_tumbler("audit", "search", "--data-dir", str(srv.data_dir), "--event-name", event_name)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +102,7 @@ def setup(tmp_path_factory):
     srv = start_server(d / "tumbler", tls=True, env={"TUMBLER_WEBHOOK_ROTATORS": ";".join(specs)})
     passwords, fail_at = d / "passwords", d / "fail-step"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        SECRETS_MANAGER_ENDPOINT=srv.url,
-        AWS_CA_BUNDLE=str(srv.ca_path),
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
+    env.update(rotator_env(), SECRETS_MANAGER_ENDPOINT=srv.url, AWS_CA_BUNDLE=str(srv.ca_path))
     hook = subprocess.Popen(
         [sys.executable, str(WEBHOOK), "--port", str(port), "--cert", str(cert), "--key", str(key),
          "--secret-file", str(secret_file), "--target", str(passwords), "--fail-step-file", str(fail_at)],
@@ -161,7 +138,7 @@ def test_a_failing_step_at_the_webhook_leaves_current_alone(setup):
         token = sm.rotate_secret(SecretId="hook/fail", RotationLambdaARN="arn:aws:lambda:::function:demo")[
             "VersionId"
         ]
-        wait_for(lambda: first["ARN"] in audit(srv, "RotationFailed"), what="the failure")
+        wait_for(lambda: first["ARN"] in audit_events(srv, "RotationFailed"), what="the failure")
     finally:
         fail_at.unlink()
     labels = stages(sm, "hook/fail")
@@ -176,7 +153,7 @@ def test_an_unreachable_or_untrusted_webhook_fails_the_step(setup, rotator):
     name = f"hook/{rotator}"
     first = sm.create_secret(Name=name, SecretString=json.dumps({"username": rotator, "password": "p0"}))
     sm.rotate_secret(SecretId=name, RotationLambdaARN=f"arn:aws:lambda:::function:{rotator}")
-    wait_for(lambda: first["ARN"] in audit(srv, "RotationFailed"), what="the failure")
+    wait_for(lambda: first["ARN"] in audit_events(srv, "RotationFailed"), what="the failure")
     assert stages(sm, name)[first["VersionId"]] == ["AWSCURRENT"]
     if rotator == "badca":
         assert "UnknownIssuer" in srv.read_stderr() or "certificate" in srv.read_stderr().lower()

@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import ACCESS_KEY, SECRET_KEY, make_client, raises_aws
+from conftest import ACCESS_KEY, SECRET_KEY, make_client
 
 RANDOM_PASSWORD = "arn:aws:lambda:::function:tumbler-random-password"
 http = urllib3.PoolManager()

@@ -102,11 +102,7 @@ impl Rotator for CommandRotator {
     }
 
     fn step(&self, step: Step, call: &StepCall<'_>) -> Result<(), StepError> {
-        let event = serde_json::json!({
-            "Step": step.as_str(),
-            "SecretId": call.secret_arn,
-            "ClientRequestToken": call.token,
-        });
+        let event = call.event(step);
         let mut child = self
             .command()
             .stdin(Stdio::piped())

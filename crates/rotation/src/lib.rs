@@ -72,6 +72,15 @@ pub struct StepCall<'a> {
 }
 
 impl StepCall<'_> {
+    /// The event a rotation Lambda receives for `step`.
+    pub fn event(&self, step: Step) -> serde_json::Value {
+        serde_json::json!({
+            "Step": step.as_str(),
+            "SecretId": self.secret_arn,
+            "ClientRequestToken": self.token,
+        })
+    }
+
     /// One Secrets Manager operation with a JSON request.
     pub fn call(&self, op: &str, body: serde_json::Value) -> Result<serde_json::Value, AwsError> {
         let out = self.secrets.call(&self.ctx, op, body.to_string().as_bytes())?;

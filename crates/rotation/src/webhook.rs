@@ -194,11 +194,7 @@ impl Rotator for WebhookRotator {
     }
 
     fn step(&self, step: Step, call: &StepCall<'_>) -> Result<(), StepError> {
-        let event = serde_json::json!({
-            "Step": step.as_str(),
-            "SecretId": call.secret_arn,
-            "ClientRequestToken": call.token,
-        });
+        let event = call.event(step);
         // Steps run on blocking threads; the request runs on the server's runtime.
         let attempt = tokio::time::timeout(self.timeout, self.post(event.to_string().into_bytes()));
         match self.runtime.block_on(attempt) {
