@@ -211,8 +211,9 @@ impl Engine {
                 };
                 let engine = self.clone();
                 tokio::task::spawn_blocking(move || {
+                    // Released even if the rotation panics.
+                    let _running = InFlight { engine: &engine, id };
                     engine.rotate_one(id);
-                    engine.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                     drop(permit);
                 });
             }
@@ -316,6 +317,22 @@ impl Engine {
             }
         }
         RotationEnd::Succeeded
+    }
+}
+
+/// A secret's place in [`Engine::in_flight`], given up when dropped.
+struct InFlight<'a> {
+    engine: &'a Engine,
+    id: i64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 

@@ -194,10 +194,18 @@ impl SecretsService {
                 d.meta.rotation_rules = Some(rules.clone());
             }
             set_next_rotation(&mut d.meta, now);
+            // A node running this very rotation keeps its lease.
+            let lease_until_ms = d
+                .meta
+                .rotation_run
+                .as_ref()
+                .filter(|run| run.token == token)
+                .map_or(0, |run| run.lease_until_ms);
             d.meta.rotation_run = Some(RotationRun {
                 token: token.clone(),
                 started_ms: now,
                 next_attempt_ms: now,
+                lease_until_ms,
                 test_only: !r.rotate_immediately.unwrap_or(true),
                 ..Default::default()
             });
