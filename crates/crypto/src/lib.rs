@@ -44,6 +44,14 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(v)
 }
 
+/// `bytes` as a 256-bit key, refused at any other length.
+fn key_of(bytes: &[u8]) -> Result<Sensitive, CryptoError> {
+    if bytes.len() != KEY_LEN {
+        return Err(CryptoError::KeyLength);
+    }
+    Ok(Sensitive::new(bytes.to_vec()))
+}
+
 /// A fresh 256-bit key (a data key or KMS key material).
 pub fn generate_key() -> Result<Sensitive, CryptoError> {
     random_bytes(KEY_LEN).map(Sensitive::new)
@@ -59,10 +67,7 @@ impl MasterKey {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        if bytes.len() != KEY_LEN {
-            return Err(CryptoError::KeyLength);
-        }
-        Ok(Self(Sensitive::new(bytes.to_vec())))
+        key_of(bytes).map(Self)
     }
 
     /// A key-encryption key for one purpose. Distinct purposes give
@@ -178,10 +183,7 @@ impl RootKey {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        if bytes.len() != KEY_LEN {
-            return Err(CryptoError::KeyLength);
-        }
-        Ok(Self(Sensitive::new(bytes.to_vec())))
+        key_of(bytes).map(Self)
     }
 
     /// A root key stretched from a passphrase with Argon2id.

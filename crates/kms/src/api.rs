@@ -21,6 +21,8 @@ use crate::{KeyRef, Kms, KmsError, material_aad};
 
 mod grants;
 
+pub use grants::CustomerKey;
+
 /// Encryption algorithm of symmetric keys, the only kind Tumbler makes.
 const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 const MAX_PLAINTEXT: usize = 4096;
@@ -315,11 +317,11 @@ fn page<T>(
 }
 
 impl Kms {
-    /// A customer key's ARN and compiled key policy, for services that use
-    /// the key on a caller's behalf and must ask whether the caller may;
-    /// None for AWS-managed keys, whose policy lets every principal of the
-    /// account use them through the service.
-    pub fn customer_key_policy(&self, key_id: &str) -> Result<Option<(String, NamedPolicy)>, AwsError> {
+    /// A customer key's ARN, compiled key policy and grants, for services
+    /// that use the key on a caller's behalf and must ask whether the
+    /// caller may; None for AWS-managed keys, whose policy lets every
+    /// principal of the account use them through the service.
+    pub fn customer_key_use(&self, key_id: &str) -> Result<Option<CustomerKey>, AwsError> {
         let Some(row) = self.store.kms_key(key_id).map_err(store_err)? else {
             return Ok(None);
         };
@@ -329,7 +331,11 @@ impl Kms {
         let meta = KeyMeta::parse(&row.meta);
         let text = meta.policy.unwrap_or_else(|| default_policy(&row.account));
         let policy = self.compiled_policy(&row.key_id, &text)?;
-        Ok(Some((row.arn.clone(), policy)))
+        Ok(Some(CustomerKey {
+            arn: row.arn.clone(),
+            policy,
+            grants: meta.grants,
+        }))
     }
 
     /// One KMS API call: `op` is the target's operation name, `body` its JSON.

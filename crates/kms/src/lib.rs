@@ -11,7 +11,7 @@
 
 mod api;
 
-pub use api::{KeyAuthorizer, KmsCtx, ServiceEvent, is_read_only};
+pub use api::{CustomerKey, KeyAuthorizer, KmsCtx, ServiceEvent, is_read_only};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -466,7 +466,7 @@ impl SecretsService {
         arn: &str,
         version_id: &str,
     ) -> Result<(), AwsError> {
-        let Some((key_arn, policy)) = self.kms.customer_key_policy(key_id)? else {
+        let Some(key) = self.kms.customer_key_use(key_id)? else {
             return Ok(());
         };
         let mut keys = tumbler_iam::ContextKeys::new();
@@ -476,11 +476,9 @@ impl SecretsService {
         keys.insert("kms:EncryptionContext:SecretVersionId", version_id.to_owned());
         keys.insert_multi("kms:EncryptionContextKeys", ["SecretARN", "SecretVersionId"]);
         let context = [("SecretARN", arn), ("SecretVersionId", version_id)];
-        let granted = self
-            .kms
-            .grant_allows(key_id, &|| ctx.authorizer.grantee_arns(), action, &context)?;
+        let granted = key.grant_allows(&|| ctx.authorizer.grantee_arns(), action, &context);
         ctx.authorizer
-            .authorize_key(action, &key_arn, keys, &policy, granted)
+            .authorize_key(action, &key.arn, keys, &key.policy, granted)
             .map_err(|e| AwsError::access_denied(format!("Access to KMS is not allowed. {}", e.message)))
     }
 

@@ -203,35 +203,30 @@ fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len() && subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
-impl Kms {
-    /// Does a grant on `key_id` let one of `callers()` perform `action`
-    /// under `context`? For services that use a key on a caller's behalf.
-    pub fn grant_allows(
-        &self,
-        key_id: &str,
-        callers: &dyn Fn() -> Vec<String>,
-        action: &str,
-        context: &[(&str, &str)],
-    ) -> Result<bool, AwsError> {
-        let Some(row) = self.store.kms_key(key_id).map_err(store_err)? else {
-            return Ok(false);
-        };
-        // Most keys have no grants: skip parsing their metadata on the read path.
-        if !row.meta.contains("\"Grants\":") {
-            return Ok(false);
-        }
-        let meta = KeyMeta::parse(&row.meta);
-        if meta.grants.is_empty() {
-            return Ok(false);
+/// A customer key as a service using it on a caller's behalf sees it.
+pub struct CustomerKey {
+    pub arn: String,
+    pub policy: tumbler_iam::NamedPolicy,
+    pub(super) grants: Vec<Grant>,
+}
+
+impl CustomerKey {
+    /// Does a grant let one of `callers()` perform `action` under `context`?
+    /// `callers` runs only if the key has grants.
+    pub fn grant_allows(&self, callers: &dyn Fn() -> Vec<String>, action: &str, context: &[(&str, &str)]) -> bool {
+        if self.grants.is_empty() {
+            return false;
         }
         let context: w::EncryptionContext = context
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let (op, callers) = (operation_of(action), callers());
-        Ok(meta.grants.iter().any(|g| g.covers(&callers, op, Some(&context))))
+        self.grants.iter().any(|g| g.covers(&callers, op, Some(&context)))
     }
+}
 
+impl Kms {
     pub(super) fn create_grant(&self, ctx: &KmsCtx, r: w::CreateGrantRequest) -> Result<Vec<u8>, AwsError> {
         let reference = key_id_param(&r.key_id, "keyId")?;
         let grantee = principal_param(&r.grantee_principal, "granteePrincipal")?.to_owned();
