@@ -653,3 +653,16 @@ def rotator_env() -> dict:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_MAX_ATTEMPTS": "1",
     }
+
+
+def scrape_metrics(srv: TumblerServer) -> dict:
+    """GET /metrics (no credentials) as {'name{labels}': value}."""
+    resp = _pool(srv).request("GET", srv.url + "/metrics", retries=False, timeout=10)
+    assert resp.status == 200, resp.data
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    samples = {}
+    for line in resp.data.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples

@@ -21,8 +21,10 @@ from conftest import (
     audit_events,
     make_client,
     raises_aws,
+    raw_request,
     rotator_env,
     run_tumbler,
+    scrape_metrics,
     stages,
     start_server,
     wait_for,
@@ -103,8 +105,18 @@ def test_a_failure_at_any_step_leaves_current_alone(rotating_server, step):
     )
     assert status.returncode == 2, status.stderr
     (line,) = [json.loads(l) for l in status.stdout.splitlines() if first["ARN"] in l]
-    assert line["Failing"] is True and line["Rotation"]["token"] == token
-    assert line["Rotation"]["lastError"]["step"] == step and "injected" in line["Rotation"]["lastError"]["message"]
+    rotation = line["TumblerRotationStatus"]
+    assert line["Failing"] is True and rotation["VersionId"] == token and rotation["State"] == "Retrying"
+    assert rotation["LastError"]["Step"] == step and "injected" in rotation["LastError"]["Message"]
+    # And in DescribeSecret's answer, for callers that read the raw JSON.
+    described = raw_request(srv, "secretsmanager.DescribeSecret", {"SecretId": name}).json
+    assert described["TumblerRotationStatus"] == rotation
+    assert rotation["Attempts"] == 1 and rotation["NextAttemptDate"] > time.time()
+    # And in the metrics operators alert on (aggregates: no ARN in them).
+    metrics = scrape_metrics(srv)
+    assert metrics["tumbler_secrets_rotation_retrying"] >= 1
+    assert metrics['tumbler_rotation_attempts_total{outcome="will_retry"}'] >= 1
+    assert not any(first["ARN"] in key or name in key for key in metrics)
     if step == "createSecret":
         # Nothing was generated: the placeholder is still empty.
         with raises_aws("ResourceNotFoundException"):

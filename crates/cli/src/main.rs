@@ -291,7 +291,12 @@ fn server(args: ServerArgs) -> Result<()> {
         setup
             .secrets
             .set_current_listener(Box::new(move |arn: &str, version: &str| sink.push(arn, version)));
+        let metrics = Arc::new(tumbler_server::metrics::Metrics::new(
+            rotation.clone(),
+            setup.secrets.clone(),
+        ));
         let state = Arc::new(tumbler_server::AppState {
+            metrics,
             rotation,
             current_events,
             identity: setup.identity,

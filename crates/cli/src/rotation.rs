@@ -45,28 +45,25 @@ pub fn run(cmd: RotationCommand) -> Result<()> {
             continue;
         };
         let meta = SecretMeta::parse(&state.row.meta).unwrap_or_default();
-        let run = meta.rotation_run.as_ref();
-        let state_text = match (run, &meta.rotation_failure) {
-            (Some(r), _) if r.attempts > 0 => {
-                let e = r.last_error.as_ref();
-                format!(
-                    "retrying (attempt {} failed at {}: {})",
-                    r.attempts,
-                    e.map_or("?", |e| e.step.as_str()),
-                    e.map_or("?", |e| e.message.as_str())
-                )
+        let status = meta.rotation_status();
+        let state_text = match &status {
+            None => "ok".into(),
+            Some(st) => {
+                let error = st.last_error.as_ref();
+                let step = error.map_or("?", |e| e.step.as_str());
+                let message = error.map_or("?", |e| e.message.as_str());
+                match st.state {
+                    "Rotating" => format!("rotating (version {})", st.version_id.as_deref().unwrap_or("?")),
+                    "Retrying" => format!("retrying (attempt {} failed at {step}: {message})", st.attempts),
+                    _ => format!(
+                        "FAILED: gave up after {} attempts at {step} ({}): {message}",
+                        st.attempts,
+                        time(meta.rotation_failure.as_ref().map(|f| f.at_ms))
+                    ),
+                }
             }
-            (Some(r), _) => format!("rotating (version {})", r.token),
-            (None, Some(f)) => format!(
-                "FAILED: gave up after {} attempts at {} ({}): {}",
-                f.attempts,
-                f.step,
-                time(Some(f.at_ms)),
-                f.message
-            ),
-            (None, None) => "ok".into(),
         };
-        let is_failing = run.is_some_and(|r| r.attempts > 0) || (run.is_none() && meta.rotation_failure.is_some());
+        let is_failing = status.as_ref().is_some_and(|st| st.state != "Rotating");
         failing += usize::from(is_failing);
         if a.failing && !is_failing {
             continue;
@@ -80,8 +77,7 @@ pub fn run(cmd: RotationCommand) -> Result<()> {
                     "RotationLambdaARN": meta.rotation_lambda_arn,
                     "LastRotatedDate": meta.last_rotated_ms.map(|ms| time(Some(ms))),
                     "NextRotationDate": meta.next_rotation_ms.filter(|_| meta.rotation_enabled == Some(true)).map(|ms| time(Some(ms))),
-                    "Rotation": run,
-                    "Failure": meta.rotation_failure,
+                    "TumblerRotationStatus": status,
                     "Failing": is_failing,
                 })
             );

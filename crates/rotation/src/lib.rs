@@ -15,6 +15,7 @@ mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tumbler_secrets::{ClaimedRotation, Ctx, RotationEnd, RotationOutcome, RotatorNames, SecretsService};
@@ -144,6 +145,17 @@ pub struct Engine {
     slots: Arc<tokio::sync::Semaphore>,
     /// Secrets whose rotation a task of ours is running or about to run.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
+    outcomes: OutcomeCounts,
+}
+
+/// How this node's rotation attempts ended since it started, for metrics.
+#[derive(Debug, Default)]
+pub struct OutcomeCounts {
+    pub succeeded: AtomicU64,
+    /// Failed, with another attempt scheduled.
+    pub will_retry: AtomicU64,
+    /// Failed for the last time: the secret is marked failing.
+    pub abandoned: AtomicU64,
 }
 
 impl Engine {
@@ -157,6 +169,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            outcomes: OutcomeCounts::default(),
         }
     }
 
@@ -165,6 +178,16 @@ impl Engine {
     pub fn with_lease(mut self, lease: Duration) -> Engine {
         self.lease = lease;
         self
+    }
+
+    /// How this node's rotation attempts ended.
+    pub fn outcomes(&self) -> &OutcomeCounts {
+        &self.outcomes
+    }
+
+    /// Rotations this node is running now.
+    pub fn running(&self) -> usize {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Look for due rotations now (after a RotateSecret).
@@ -238,6 +261,12 @@ impl Engine {
         let end = self.run_steps_renewing(&claimed, now);
         match self.secrets.finish_rotation(&claimed, &end, now, self.event.as_ref()) {
             Ok(outcome) => {
+                let counter = match outcome {
+                    RotationOutcome::Succeeded => &self.outcomes.succeeded,
+                    RotationOutcome::WillRetry => &self.outcomes.will_retry,
+                    RotationOutcome::Abandoned => &self.outcomes.abandoned,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 match (&end, outcome) {
                     (RotationEnd::Succeeded, _) => {
                         tracing::info!(secret = %claimed.arn, token = %claimed.token, "rotation succeeded")

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use tumbler_rotation::{Engine, Rotators};
+use tumbler_rotation::{Engine, Rotator, Rotators};
 use tumbler_secrets::{Ctx, RotationOutcome, SecretsService};
 
 fn service(dir: &std::path::Path) -> Arc<SecretsService> {
@@ -108,4 +108,101 @@ fn missed_windows_rotate_once_and_leases_hold() {
     let finally = lapsed + SignedDuration::from_millis(tumbler_secrets::ROTATION_LEASE_MS + 1);
     assert_eq!(engine.rotate_one_at(due[0], finally), Some(RotationOutcome::Succeeded));
     assert_eq!(current_version(&s, finally), first.token);
+}
+
+/// A rotator whose setSecret always fails, as a target that refuses the
+/// new credential would.
+struct RefusingTarget;
+
+impl Rotator for RefusingTarget {
+    fn arn(&self) -> &str {
+        "arn:aws:lambda:::function:refusing"
+    }
+    fn description(&self) -> &str {
+        "fails at setSecret"
+    }
+    fn step(
+        &self,
+        step: tumbler_rotation::Step,
+        call: &tumbler_rotation::StepCall<'_>,
+    ) -> Result<(), tumbler_rotation::StepError> {
+        match step {
+            tumbler_rotation::Step::SetSecret => Err(tumbler_rotation::StepError("the target refused it".into())),
+            other => tumbler_rotation::RandomPassword.step(other, call),
+        }
+    }
+}
+
+#[test]
+fn a_rotation_failing_every_attempt_is_given_up_and_marked_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let mut rotators = Rotators::builtin();
+    rotators.add(Arc::new(RefusingTarget));
+    let engine = Engine::new(s.clone(), Arc::new(rotators), Arc::new(|_, _| None));
+    let t0: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+    call(
+        &s,
+        t0,
+        "CreateSecret",
+        r#"{"Name":"db","SecretString":"{\"password\":\"p0\"}","ClientRequestToken":"00000000-0000-0000-0000-000000000001"}"#,
+    );
+    call(
+        &s,
+        t0,
+        "RotateSecret",
+        r#"{"SecretId":"db","ClientRequestToken":"00000000-0000-0000-0000-000000000002",
+            "RotationLambdaARN":"arn:aws:lambda:::function:refusing",
+            "RotationRules":{"ScheduleExpression":"rate(1 days)"}}"#,
+    );
+    let status = |now| call(&s, now, "DescribeSecret", r#"{"SecretId":"db"}"#)["TumblerRotationStatus"].clone();
+    assert_eq!(status(t0)["State"], "Rotating");
+    let id = s.rotations_due(t0, 10).unwrap()[0];
+
+    let mut now = t0;
+    for attempt in 1..tumbler_secrets::MAX_ROTATION_ATTEMPTS {
+        assert_eq!(engine.rotate_one_at(id, now), Some(RotationOutcome::WillRetry));
+        let st = status(now);
+        assert_eq!(st["State"], "Retrying");
+        assert_eq!(st["Attempts"], attempt);
+        assert_eq!(st["LastError"]["Step"], "setSecret");
+        assert_eq!(st["LastError"]["Message"], "the target refused it");
+        assert_eq!(st["VersionId"], "00000000-0000-0000-0000-000000000002");
+        let retry_at = Timestamp::from_second(st["NextAttemptDate"].as_f64().unwrap() as i64).unwrap();
+        // Backoff: not due again before the next attempt's time.
+        assert!(
+            s.rotations_due(retry_at - SignedDuration::from_secs(1), 10)
+                .unwrap()
+                .is_empty()
+        );
+        let counts = s.rotation_counts().unwrap();
+        assert_eq!((counts.running, counts.retrying, counts.failed), (1, 1, 0));
+        now = retry_at + SignedDuration::from_secs(1);
+    }
+    assert_eq!(engine.rotate_one_at(id, now), Some(RotationOutcome::Abandoned));
+
+    // Given up: marked failing, AWSCURRENT untouched, nothing due until the
+    // next scheduled window.
+    let st = status(now);
+    assert_eq!(st["State"], "Failed");
+    assert_eq!(st["Attempts"], tumbler_secrets::MAX_ROTATION_ATTEMPTS);
+    assert_eq!(st["LastError"]["Step"], "setSecret");
+    assert_eq!(current_version(&s, now), "00000000-0000-0000-0000-000000000001");
+    let value = call(&s, now, "GetSecretValue", r#"{"SecretId":"db"}"#);
+    assert_eq!(value["SecretString"], r#"{"password":"p0"}"#);
+    assert!(s.rotations_due(now, 10).unwrap().is_empty());
+    let counts = s.rotation_counts().unwrap();
+    assert_eq!(
+        counts,
+        tumbler_store::RotationCounts {
+            enabled: 1,
+            running: 0,
+            retrying: 0,
+            failed: 1
+        }
+    );
+    let outcomes = engine.outcomes();
+    assert_eq!(outcomes.will_retry.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(outcomes.abandoned.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(outcomes.succeeded.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -1,7 +1,7 @@
 //! The secret's metadata document (`SecretRow::meta`), owned by this crate.
 
 use serde::{Deserialize, Serialize};
-use tumbler_wire::secretsmanager::{RotationRules, Tag};
+use tumbler_wire::secretsmanager::{RotationError, RotationRules, RotationStatus, Tag};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
@@ -70,6 +70,35 @@ pub struct RotationRun {
     pub test_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<RotationFailure>,
+}
+
+impl SecretMeta {
+    /// The rotation under way or given up, as DescribeSecret and
+    /// `tumbler rotation status` show it; None when rotation is idle.
+    pub fn rotation_status(&self) -> Option<RotationStatus> {
+        let error = |f: &RotationFailure| RotationError {
+            step: f.step.clone(),
+            message: f.message.clone(),
+            date: crate::secs(f.at_ms),
+        };
+        match (&self.rotation_run, &self.rotation_failure) {
+            (Some(run), _) => Some(RotationStatus {
+                state: if run.attempts > 0 { "Retrying" } else { "Rotating" },
+                version_id: Some(run.token.clone()),
+                attempts: run.attempts,
+                next_attempt_date: (run.attempts > 0).then(|| crate::secs(run.next_attempt_ms)),
+                last_error: run.last_error.as_ref().map(error),
+            }),
+            (None, Some(f)) => Some(RotationStatus {
+                state: "Failed",
+                version_id: None,
+                attempts: f.attempts,
+                next_attempt_date: None,
+                last_error: Some(error(f)),
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Which step failed, how, and when.

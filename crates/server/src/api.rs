@@ -107,6 +107,19 @@ pub fn health() -> Response {
     http::Response::new(Full::new(Bytes::from_static(b"ok\n")))
 }
 
+/// The metrics in the OpenMetrics text format (it reads the store).
+pub async fn metrics(metrics: Arc<crate::metrics::Metrics>) -> Response {
+    let text = tokio::task::spawn_blocking(move || metrics.render())
+        .await
+        .unwrap_or_default();
+    let mut r = http::Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
 fn base(status: u16, request_id: &str, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut r = http::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -12,6 +12,7 @@ pub mod audit;
 mod authz;
 pub mod events;
 mod gate;
+pub mod metrics;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub rotation: Arc<tumbler_rotation::Engine>,
     /// AWSCURRENT changes, for `GET /v1/secret-events`.
     pub current_events: Arc<events::CurrentEvents>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// How long audit events are kept, and the chain key that signs the
@@ -92,16 +94,19 @@ impl IpText {
     }
 }
 
-/// One request: `GET /health` for load balancers, everything else is an
-/// AWS API call (AWS answers any path of its endpoints the same way).
+/// One request: `GET /health` for load balancers, `GET /metrics` for
+/// Prometheus, everything else is an AWS API call (AWS answers any path of
+/// its endpoints the same way).
 async fn dispatch(state: Arc<AppState>, info: ConnInfo, req: http::Request<Incoming>) -> api::Response {
-    if req.uri().path() == "/health" && req.method() == http::Method::GET {
-        return api::health();
-    }
-    if req.uri().path() == "/v1/secret-events" && req.method() == http::Method::GET {
-        return api::secret_events(&state, info, req).await;
-    }
-    api::handle(&state, info, req).await
+    let get = req.method() == http::Method::GET;
+    let response = match req.uri().path() {
+        "/health" if get => return api::health(),
+        "/metrics" if get => return api::metrics(state.metrics.clone()).await,
+        "/v1/secret-events" if get => api::secret_events(&state, info, req).await,
+        _ => api::handle(&state, info, req).await,
+    };
+    state.metrics.response(response.status().as_u16());
+    response
 }
 
 /// Serve until `shutdown` resolves, then stop accepting, let in-flight

@@ -341,6 +341,20 @@ pub enum Cursor {
     Text(String, i64),
 }
 
+/// Live secrets by rotation state (the secrets domain's `meta` fields
+/// `rotationEnabled`, `rotationRun` and `rotationFailure`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RotationCounts {
+    /// Rotation enabled.
+    pub enabled: u64,
+    /// A rotation under way (claimed or waiting for its next attempt).
+    pub running: u64,
+    /// A rotation under way whose last attempt failed.
+    pub retrying: u64,
+    /// No rotation under way, and the last one was given up.
+    pub failed: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct ListQuery {
     pub account: String,
@@ -556,6 +570,8 @@ pub trait Store: Send + Sync + 'static {
     fn secrets_due_for_rotation(&self, now_ms: i64, limit: usize) -> Result<Vec<i64>>;
     /// Live secrets whose rotation was ever configured.
     fn secrets_with_rotation(&self, limit: usize) -> Result<Vec<i64>>;
+    /// How many live secrets are in each rotation state, for metrics.
+    fn rotation_counts(&self) -> Result<RotationCounts>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

@@ -371,6 +371,37 @@ pub struct SecretDescription {
     pub primary_region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_status: Option<Vec<ReplicationStatus>>,
+    /// Tumbler's extension: a rotation under way or given up. AWS reports
+    /// those only through CloudWatch; SDKs ignore fields they don't know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tumbler_rotation_status: Option<RotationStatus>,
+}
+
+/// DescribeSecret's `TumblerRotationStatus`.
+#[derive(Debug, Default, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationStatus {
+    /// `Rotating`, `Retrying` (an attempt failed; another is scheduled) or
+    /// `Failed` (given up until the next rotation).
+    pub state: &'static str,
+    /// The AWSPENDING version the rotation makes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_date: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<RotationError>,
+}
+
+#[derive(Debug, Default, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationError {
+    /// createSecret, setSecret, testSecret or finishSecret.
+    pub step: String,
+    pub message: String,
+    pub date: f64,
 }
 
 #[derive(Debug, Default, Serialize)]

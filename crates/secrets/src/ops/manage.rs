@@ -81,6 +81,7 @@ pub(crate) fn describe(
         created_date: secs(row.created_ms),
         primary_region: meta.primary_region.clone(),
         replication_status: if meta.replica { None } else { replication_status },
+        tumbler_rotation_status: meta.rotation_status(),
     }
 }
 

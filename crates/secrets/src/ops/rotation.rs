@@ -240,6 +240,11 @@ impl SecretsService {
         })
     }
 
+    /// How many secrets are in each rotation state, for metrics.
+    pub fn rotation_counts(&self) -> Result<tumbler_store::RotationCounts, AwsError> {
+        self.store.rotation_counts().map_err(crate::store_err)
+    }
+
     /// Secrets whose rotation may be worked on now.
     pub fn rotations_due(&self, now: jiff::Timestamp, limit: usize) -> Result<Vec<i64>, AwsError> {
         self.store

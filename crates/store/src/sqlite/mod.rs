@@ -19,8 +19,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{
     AccessKeyRow, AccessTouch, Applied, AuditAnchor, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery,
-    ManagedPolicyRow, MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, SealedValue, SecretListing,
-    SecretState, Store, StoreError, StoredAuditEvent, Write,
+    ManagedPolicyRow, MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, RotationCounts, SealedValue,
+    SecretListing, SecretState, Store, StoreError, StoredAuditEvent, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -245,6 +245,32 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let rows = stmt.query_map([limit as i64], |r| r.get(0)).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(backend)
+        })
+    }
+
+    fn rotation_counts(&self) -> Result<RotationCounts> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT
+                       coalesce(sum(json_extract(meta, '$.rotationEnabled') = 1), 0),
+                       coalesce(sum(json_type(meta, '$.rotationRun') IS NOT NULL), 0),
+                       coalesce(sum(json_extract(meta, '$.rotationRun.attempts') > 0), 0),
+                       coalesce(sum(json_type(meta, '$.rotationRun') IS NULL
+                                    AND json_type(meta, '$.rotationFailure') IS NOT NULL), 0)
+                     FROM secrets WHERE deleted_ms IS NULL AND meta LIKE '%\"rotationEnabled\"%'",
+                )
+                .map_err(backend)?;
+            stmt.query_row([], |r| {
+                let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok(RotationCounts {
+                    enabled: n(0)?,
+                    running: n(1)?,
+                    retrying: n(2)?,
+                    failed: n(3)?,
+                })
+            })
+            .map_err(backend)
         })
     }
 
