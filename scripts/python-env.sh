@@ -21,6 +21,9 @@ REQS=(
   "pytest==9.2.0"
   # Test certificates for the webhook rotator tests.
   "cryptography==50.0.2"
+  # Clients of the real databases the database rotator tests rotate.
+  "psycopg[binary]==3.3.9"
+  "PyMySQL==1.2.4"
 )
 STAMP_CONTENT="${REQS[*]}"
 STAMP="$VENV/.tumbler-requirements"

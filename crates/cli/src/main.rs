@@ -170,6 +170,10 @@ struct ServerArgs {
     #[arg(long, hide = true, env = "TUMBLER_ROTATION_LEASE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     rotation_lease_secs: u64,
+    /// CA certificates (PEM) the database rotators trust, besides the
+    /// system's, for secrets with `sslmode` verify-full (or `ssl`: true).
+    #[arg(long, value_name = "FILE", env = "TUMBLER_DATABASE_CA_FILE")]
+    database_ca_file: Option<PathBuf>,
     /// How long a command rotator may take for one step.
     #[arg(long, default_value_t = 60, env = "TUMBLER_ROTATOR_TIMEOUT_SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -194,7 +198,9 @@ fn main() -> Result<()> {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Rotation(cmd) => rotation::run(cmd),
         Command::Rotators(RotatorsCommand::List) => {
-            for r in tumbler_rotation::Rotators::builtin().iter() {
+            let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+            let tls = tumbler_databases::DatabaseTls::new(None).map_err(anyhow::Error::msg)?;
+            for r in builtin_rotators(tls, runtime.handle().clone()).iter() {
                 println!("{}\n    {}", r.arn(), r.description());
             }
             Ok(())
@@ -204,6 +210,18 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The rotators every server has: the random password and the databases'.
+fn builtin_rotators(
+    database_tls: tumbler_databases::DatabaseTls,
+    runtime: tokio::runtime::Handle,
+) -> tumbler_rotation::Rotators {
+    let mut rotators = tumbler_rotation::Rotators::builtin();
+    for rotator in tumbler_databases::rotators(database_tls, runtime) {
+        rotators.add(rotator);
+    }
+    rotators
 }
 
 fn server(args: ServerArgs) -> Result<()> {
@@ -245,7 +263,15 @@ fn server(args: ServerArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         let scheme = if setup.tls.is_some() { "https" } else { "http" };
         let audited = !matches!(args.audit, AuditSetting::Off);
-        let mut rotators = tumbler_rotation::Rotators::builtin();
+        let database_tls = match &args.database_ca_file {
+            None => tumbler_databases::DatabaseTls::new(None),
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                tumbler_databases::DatabaseTls::new(Some(pem))
+            }
+        }
+        .map_err(anyhow::Error::msg)?;
+        let mut rotators = builtin_rotators(database_tls, tokio::runtime::Handle::current());
         let endpoint = format!(
             "{scheme}://{}",
             if addr.ip().is_unspecified() {

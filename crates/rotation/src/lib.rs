@@ -11,6 +11,7 @@
 
 mod command;
 mod random_password;
+pub mod template;
 mod webhook;
 
 use std::collections::BTreeMap;

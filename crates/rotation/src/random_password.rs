@@ -7,55 +7,20 @@
 
 use serde_json::{Value, json};
 
-use crate::{Rotator, Step, StepCall, StepError};
+use crate::{Rotator, Step, StepCall, StepError, template};
 
 pub const ARN: &str = "arn:aws:lambda:::function:tumbler-random-password";
-/// AWS's templates leave these out: they break connection strings and shells.
-const EXCLUDE: &str = ":/@\"'\\";
-const LENGTH: u32 = 32;
 
 pub struct RandomPassword;
 
-fn not_found(e: &tumbler_wire::AwsError) -> bool {
-    e.code == "ResourceNotFoundException"
-}
-
 impl RandomPassword {
-    /// The template's prologue: the token must be a version with
-    /// AWSPENDING; a version already AWSCURRENT means the work is done.
-    fn check_token(call: &StepCall<'_>) -> Result<bool, StepError> {
-        let described = call.call("DescribeSecret", json!({"SecretId": call.secret_arn}))?;
-        if described.get("RotationEnabled") == Some(&Value::Bool(false)) {
-            return Err(StepError(format!(
-                "Secret {} is not enabled for rotation",
-                call.secret_arn
-            )));
-        }
-        let stages = described
-            .get("VersionIdsToStages")
-            .and_then(|v| v.get(call.token))
-            .and_then(Value::as_array)
-            .ok_or_else(|| StepError(format!("Secret version {} has no stage for rotation", call.token)))?;
-        let has = |s: &str| stages.iter().any(|v| v == s);
-        if has("AWSCURRENT") {
-            return Ok(true);
-        }
-        if !has("AWSPENDING") {
-            return Err(StepError(format!(
-                "Secret version {} not set as AWSPENDING for rotation",
-                call.token
-            )));
-        }
-        Ok(false)
-    }
-
     fn create(call: &StepCall<'_>) -> Result<(), StepError> {
         let current = match call.call(
             "GetSecretValue",
             json!({"SecretId": call.secret_arn, "VersionStage": "AWSCURRENT"}),
         ) {
             Ok(v) => v.get("SecretString").and_then(Value::as_str).map(str::to_owned),
-            Err(e) if not_found(&e) => None,
+            Err(e) if template::not_found(&e) => None,
             Err(e) => return Err(e.into()),
         };
         match call.call(
@@ -64,18 +29,10 @@ impl RandomPassword {
         ) {
             // A retry: the pending value exists already.
             Ok(_) => return Ok(()),
-            Err(e) if not_found(&e) => {}
+            Err(e) if template::not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let password = call.call(
-            "GetRandomPassword",
-            json!({"PasswordLength": LENGTH, "ExcludeCharacters": EXCLUDE, "RequireEachIncludedType": true}),
-        )?;
-        let password = password
-            .get("RandomPassword")
-            .and_then(Value::as_str)
-            .ok_or_else(|| StepError("GetRandomPassword returned no password".into()))?
-            .to_owned();
+        let password = template::random_password(call)?;
         // A JSON object keeps its other fields; anything else is replaced.
         let value = match current.as_deref().map(serde_json::from_str::<Value>) {
             Some(Ok(Value::Object(mut fields))) => {
@@ -114,31 +71,6 @@ impl RandomPassword {
         }
         Ok(())
     }
-
-    fn finish(call: &StepCall<'_>) -> Result<(), StepError> {
-        let described = call.call("DescribeSecret", json!({"SecretId": call.secret_arn}))?;
-        let current = described
-            .get("VersionIdsToStages")
-            .and_then(Value::as_object)
-            .and_then(|m| {
-                m.iter()
-                    .find(|(_, stages)| stages.as_array().is_some_and(|s| s.iter().any(|v| v == "AWSCURRENT")))
-                    .map(|(id, _)| id.clone())
-            });
-        if current.as_deref() == Some(call.token) {
-            return Ok(());
-        }
-        let mut move_label = json!({
-            "SecretId": call.secret_arn,
-            "VersionStage": "AWSCURRENT",
-            "MoveToVersionId": call.token,
-        });
-        if let Some(current) = current {
-            move_label["RemoveFromVersionId"] = Value::String(current);
-        }
-        call.call("UpdateSecretVersionStage", move_label)?;
-        Ok(())
-    }
 }
 
 impl Rotator for RandomPassword {
@@ -151,7 +83,7 @@ impl Rotator for RandomPassword {
     }
 
     fn step(&self, step: Step, call: &StepCall<'_>) -> Result<(), StepError> {
-        if Self::check_token(call)? {
+        if template::check_token(call)? {
             return Ok(());
         }
         match step {
@@ -159,7 +91,7 @@ impl Rotator for RandomPassword {
             // Nothing outside Tumbler holds this password.
             Step::SetSecret => Ok(()),
             Step::TestSecret => Self::test(call),
-            Step::FinishSecret => Self::finish(call),
+            Step::FinishSecret => template::finish(call),
         }
     }
 }
