@@ -3,6 +3,7 @@
 //! every API on one port.
 
 mod audit;
+mod db;
 mod init;
 mod policy;
 mod root;
@@ -51,6 +52,9 @@ enum Command {
     /// Rotation state: last and next rotation, rotations under way or failing.
     #[command(subcommand)]
     Rotation(rotation::RotationCommand),
+    /// Databases whose master password Tumbler manages (through a running server).
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 #[derive(Subcommand)]
@@ -197,6 +201,7 @@ fn main() -> Result<()> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Rotation(cmd) => rotation::run(cmd),
+        Command::Db(cmd) => db::run(cmd),
         Command::Rotators(RotatorsCommand::List) => {
             let runtime = tokio::runtime::Builder::new_current_thread().build()?;
             let tls = tumbler_databases::DatabaseTls::new(None).map_err(anyhow::Error::msg)?;
@@ -271,7 +276,7 @@ fn server(args: ServerArgs) -> Result<()> {
             }
         }
         .map_err(anyhow::Error::msg)?;
-        let mut rotators = builtin_rotators(database_tls, tokio::runtime::Handle::current());
+        let mut rotators = builtin_rotators(database_tls.clone(), tokio::runtime::Handle::current());
         let endpoint = format!(
             "{scheme}://{}",
             if addr.ip().is_unspecified() {
@@ -321,7 +326,14 @@ fn server(args: ServerArgs) -> Result<()> {
             rotation.clone(),
             setup.secrets.clone(),
         ));
+        let databases = Arc::new(tumbler_databases::DatabaseService::new(
+            setup.secrets.clone(),
+            setup.store.clone(),
+            database_tls,
+            tokio::runtime::Handle::current(),
+        ));
         let state = Arc::new(tumbler_server::AppState {
+            databases,
             metrics,
             rotation,
             current_events,

@@ -4,10 +4,12 @@
 
 mod mysql;
 mod postgres;
+pub mod registry;
 mod rotator;
 pub mod secret;
 mod tls;
 
+pub use registry::{DatabaseAuthorizer, DatabaseService, DbCtx};
 pub use rotator::{
     DatabaseRotator, MYSQL_ALTERNATING_USERS, MYSQL_SINGLE_USER, POSTGRES_ALTERNATING_USERS, POSTGRES_SINGLE_USER,
     rotators,

@@ -142,7 +142,7 @@ pub struct Engine {
     lease: Duration,
     rotators: Arc<Rotators>,
     event: Arc<OutcomeEvent>,
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
     slots: Arc<tokio::sync::Semaphore>,
     /// Secrets whose rotation a task of ours is running or about to run.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
@@ -162,12 +162,15 @@ pub struct OutcomeCounts {
 impl Engine {
     pub fn new(secrets: Arc<SecretsService>, rotators: Arc<Rotators>, event: Arc<OutcomeEvent>) -> Engine {
         secrets.set_rotators(rotators.clone());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let waker = wake.clone();
+        secrets.set_rotation_waker(Box::new(move || waker.notify_one()));
         Engine {
             secrets,
             lease: Duration::from_millis(tumbler_secrets::ROTATION_LEASE_MS as u64),
             rotators,
             event,
-            wake: tokio::sync::Notify::new(),
+            wake,
             slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
             outcomes: OutcomeCounts::default(),

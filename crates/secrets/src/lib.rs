@@ -65,7 +65,31 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
+/// What only a secret's owning service may do to it (tags, resource
+/// policies and the rotation schedule stay the user's).
+const OWNER_ONLY: &[&str] = &[
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:ReplicateSecretToRegions",
+];
+
 impl Ctx {
+    /// Whether this call is the owning service's own (or the rotation
+    /// engine's, which runs the owner's rotator): AWS's "managed by
+    /// another service" refusal otherwise.
+    pub(crate) fn check_owner(&self, owner: &str) -> Result<(), AwsError> {
+        if self.principal_arn == owner || self.principal_arn == ops::rotation::SERVICE_PRINCIPAL {
+            return Ok(());
+        }
+        Err(AwsError::invalid_request(format!(
+            "This secret is managed by the service {owner}, and you must use that service to update it."
+        )))
+    }
+
     pub fn new(
         account: impl Into<String>,
         region: impl Into<String>,
@@ -166,6 +190,9 @@ pub struct SecretsService {
     rotators: std::sync::OnceLock<Arc<dyn RotatorNames>>,
     /// Told (secret ARN, version id) whenever a secret's AWSCURRENT moves.
     current_listener: std::sync::OnceLock<CurrentListener>,
+    /// Told when a RotateSecret is recorded, so the engine runs it now
+    /// whoever called (a user, or a service of Tumbler's own).
+    rotation_waker: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Called with (secret ARN, version id) after AWSCURRENT moved (a put, a
@@ -247,6 +274,18 @@ impl SecretsService {
             facts: FactsCache::default(),
             rotators: std::sync::OnceLock::new(),
             current_listener: std::sync::OnceLock::new(),
+            rotation_waker: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Be told when a rotation is requested (the rotation engine).
+    pub fn set_rotation_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.rotation_waker.set(waker);
+    }
+
+    pub(crate) fn wake_rotation(&self) {
+        if let Some(wake) = self.rotation_waker.get() {
+            wake();
         }
     }
 
@@ -314,6 +353,11 @@ impl SecretsService {
     /// Resolve for a change: not pending deletion, not a replica.
     pub(crate) fn resolve_for_change(&self, ctx: &Ctx, id: &str) -> Result<Draft, AwsError> {
         let d = Draft::new(self.resolve(ctx, id)?)?;
+        if let Some(owner) = &d.meta.owning_service
+            && OWNER_ONLY.contains(&ctx.check.action)
+        {
+            ctx.check_owner(owner)?;
+        }
         if d.state.row.deleted_ms.is_some() {
             return Err(AwsError::invalid_request(MARKED_DELETED));
         }

@@ -168,6 +168,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         let service = match prefix {
             "secretsmanager" => "secretsmanager",
             "TrentService" => "kms",
+            "TumblerDatabases" => "tumbler",
             _ => {
                 return Err(AwsError::unknown_operation(format!(
                     "The target '{target}' names a service this server does not provide."
@@ -182,7 +183,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
     // Without a target, the service is the one the request was signed for:
     // Query services are answered as Query; a JSON service needs a target.
     match tumbler_sigv4::parse(parts).ok().map(|a| a.service) {
-        Some(s) if s == "secretsmanager" || s == "kms" => Err(AwsError::unknown_operation(format!(
+        Some(s) if s == "secretsmanager" || s == "kms" || s == "tumbler" => Err(AwsError::unknown_operation(format!(
             "The request has no X-Amz-Target header naming a {s} operation."
         ))),
         Some(s) if s == "iam" => Ok(Protocol::Query { service: "iam" }),
@@ -296,6 +297,10 @@ async fn call(
                 e.read_only = tumbler_kms::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
             }
+            None if service == "tumbler" => {
+                e.read_only = tumbler_databases::registry::is_read_only(&e.event_name);
+                e.request_parameters = audit::json_parameters(&body);
+            }
             None => {
                 e.read_only = tumbler_secrets::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
@@ -328,6 +333,7 @@ async fn call(
             _,
         ) => cloudtrail_call(state, &caller, info, &op, body).await,
         (Protocol::Json { service: "kms", op }, _) => kms_call(state, &caller, info, op, body, journal).await,
+        (Protocol::Json { service: "tumbler", op }, _) => databases_call(state, &caller, info, op, body).await,
         (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
         (Protocol::Query { service }, Some(params)) => {
             query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
@@ -396,18 +402,12 @@ async fn secrets_call(
     } else {
         // Writes wait for a durable commit; keep that off the async workers.
         let s = state.clone();
-        let rotate = op == "RotateSecret";
-        let r = tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
+        tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
             .await
             .unwrap_or_else(|_| {
                 tracing::error!("operation panicked");
                 Err(internal())
-            });
-        if rotate && r.is_ok() {
-            // The rotation is recorded; the engine runs it now.
-            state.rotation.wake();
-        }
-        r
+            })
     }
 }
 
@@ -434,6 +434,31 @@ async fn kms_call(
         .unwrap_or_else(|_| {
             tracing::error!("operation panicked");
             Err(tumbler_wire::kms::internal())
+        })
+}
+
+/// Tumbler's database registrations; they talk to databases, so they run
+/// on the blocking pool.
+async fn databases_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    op: String,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    let now = jiff::Timestamp::now();
+    let ctx = tumbler_databases::DbCtx {
+        account: caller.principal.account.clone(),
+        region: caller.region.clone(),
+        now,
+        authorizer: Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now)),
+    };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.databases.call(&ctx, &op, &body))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("operation panicked");
+            Err(AwsError::internal("An internal error occurred. Try the request again."))
         })
 }
 

@@ -138,3 +138,9 @@ impl tumbler_kms::KeyAuthorizer for CallerAuthorizer {
         self.grantee_arns()
     }
 }
+
+impl tumbler_databases::DatabaseAuthorizer for CallerAuthorizer {
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError> {
+        self.decide(action, resource, ContextKeys::new(), None, false)
+    }
+}

@@ -46,6 +46,8 @@ pub struct AppState {
     /// AWSCURRENT changes, for `GET /v1/secret-events`.
     pub current_events: Arc<events::CurrentEvents>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Database registrations with managed master passwords.
+    pub databases: Arc<tumbler_databases::DatabaseService>,
 }
 
 /// How long audit events are kept, and the chain key that signs the

@@ -307,6 +307,30 @@ pub enum Write {
         user_arn: String,
         step: i64,
     },
+    /// A new registered resource; `Duplicate` if its ARN or its (kind,
+    /// account, region, name) is taken.
+    CreateResource(ResourceRow),
+    /// Replace a resource's `meta` if it is still at `row.revision`;
+    /// `Conflict` if it moved on or is gone.
+    UpdateResource(ResourceRow),
+    /// `NotFound` if there is no such resource.
+    DeleteResource {
+        arn: String,
+    },
+}
+
+/// A resource registered with one of Tumbler's own services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRow {
+    pub arn: String,
+    /// Which service's (`database`, ...).
+    pub kind: String,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub revision: i64,
+    pub meta: String,
 }
 
 /// What a successful `Write` produced.
@@ -572,6 +596,10 @@ pub trait Store: Send + Sync + 'static {
     fn secrets_with_rotation(&self, limit: usize) -> Result<Vec<i64>>;
     /// How many live secrets are in each rotation state, for metrics.
     fn rotation_counts(&self) -> Result<RotationCounts>;
+
+    fn resource(&self, arn: &str) -> Result<Option<ResourceRow>>;
+    /// An account's resources of one kind in a region, by name.
+    fn resources(&self, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

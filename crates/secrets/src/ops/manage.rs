@@ -379,6 +379,9 @@ impl SecretsService {
                 return Err(AwsError::resource_not_found(crate::NOT_FOUND));
             };
             let meta = parse_meta(&state.row)?;
+            if let Some(owner) = &meta.owning_service {
+                ctx.check_owner(owner)?;
+            }
             if meta.replica {
                 return Err(AwsError::invalid_request(ON_REPLICA));
             }
@@ -426,6 +429,9 @@ impl SecretsService {
         let id = r.secret_id.clone().unwrap_or_default();
         for _ in 0..16 {
             let state = self.resolve(ctx, &id)?;
+            if let Some(owner) = &parse_meta(&state.row)?.owning_service {
+                ctx.check_owner(owner)?;
+            }
             let resp = sm::ArnNameVersion {
                 arn: state.row.arn.clone(),
                 name: state.row.name.clone(),

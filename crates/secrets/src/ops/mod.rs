@@ -156,7 +156,12 @@ impl SecretsService {
                     remove_regions_from_replication
                 )
             }
-            "RotateSecret" => run!(self, ctx, body, sm::RotateSecretRequest, rotate_secret),
+            "RotateSecret" => {
+                let out = run!(self, ctx, body, sm::RotateSecretRequest, rotate_secret)?;
+                // Recorded: the engine runs it now.
+                self.wake_rotation();
+                Ok(out)
+            }
             "CancelRotateSecret" => {
                 run!(self, ctx, body, sm::SecretIdRequest, cancel_rotate_secret, id "secretsmanager:CancelRotateSecret")
             }

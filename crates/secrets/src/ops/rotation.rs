@@ -173,6 +173,14 @@ impl SecretsService {
         }
         let id = r.secret_id.clone().unwrap_or_default();
         self.mutate(ctx, &id, |mut d| {
+            // An owned secret's rotator is its owner's; its schedule is the user's.
+            if let Some(owner) = &d.meta.owning_service
+                && r.rotation_lambda_arn
+                    .as_deref()
+                    .is_some_and(|a| Some(a) != d.meta.rotation_lambda_arn.as_deref())
+            {
+                ctx.check_owner(owner)?;
+            }
             let rotator = r
                 .rotation_lambda_arn
                 .clone()

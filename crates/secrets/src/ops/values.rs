@@ -113,8 +113,36 @@ impl SecretsService {
         ctx: &Ctx,
         r: sm::CreateSecretRequest,
     ) -> Result<sm::CreateSecretResponse, AwsError> {
+        self.create_secret_owned_by(ctx, r, None)
+    }
+
+    /// CreateSecret for a service of Tumbler's own: the secret is
+    /// `owner`'s (OwningService), which alone may change or delete it, and
+    /// its name may hold `!` as AWS's service-owned names do (`rds!db-...`).
+    /// `ctx` must be the owner's (its principal is `owner`).
+    pub fn create_owned_secret(
+        &self,
+        ctx: &Ctx,
+        owner: &str,
+        r: sm::CreateSecretRequest,
+    ) -> Result<sm::CreateSecretResponse, AwsError> {
+        let ctx = ctx.with_check(r.check());
+        self.create_secret_owned_by(&ctx, r, Some(owner))
+    }
+
+    fn create_secret_owned_by(
+        &self,
+        ctx: &Ctx,
+        r: sm::CreateSecretRequest,
+        owner: Option<&str>,
+    ) -> Result<sm::CreateSecretResponse, AwsError> {
         let name = r.name.clone().unwrap_or_default();
-        if !sm::is_secret_name(&name) {
+        let checked_name = if owner.is_some() {
+            name.replacen('!', "-", 1)
+        } else {
+            name.clone()
+        };
+        if !sm::is_secret_name(&checked_name) {
             return Err(AwsError::validation(INVALID_NAME));
         }
         let value = one_value(r.secret_string, r.secret_binary)?;
@@ -134,6 +162,7 @@ impl SecretsService {
             kms_key_id: r.kms_key_id.clone().filter(|k| !k.is_empty()),
             tags,
             secret_type: r.secret_type.clone(),
+            owning_service: owner.map(str::to_owned),
             ..Default::default()
         };
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/004_groups.sql")),
     (5, include_str!("../../migrations/sqlite/005_mfa.sql")),
     (6, include_str!("../../migrations/sqlite/006_audit_anchor.sql")),
+    (7, include_str!("../../migrations/sqlite/007_resources.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

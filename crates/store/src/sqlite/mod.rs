@@ -19,8 +19,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{
     AccessKeyRow, AccessTouch, Applied, AuditAnchor, AuditLinker, AuditQuery, AuditRecord, KmsKeyRow, ListQuery,
-    ManagedPolicyRow, MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, Result, RotationCounts, SealedValue,
-    SecretListing, SecretState, Store, StoreError, StoredAuditEvent, Write,
+    ManagedPolicyRow, MfaDeviceRow, PolicyVersionRow, PrincipalRow, RecordDone, ResourceRow, Result, RotationCounts,
+    SealedValue, SecretListing, SecretState, Store, StoreError, StoredAuditEvent, Write,
 };
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -248,6 +248,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn resource(&self, arn: &str) -> Result<Option<ResourceRow>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT arn, kind, account, region, name, created_ms, revision, meta FROM resources WHERE arn = ?1",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query_map([arn], resource_row).map_err(backend)?;
+            rows.next().transpose().map_err(backend)
+        })
+    }
+
+    fn resources(&self, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT arn, kind, account, region, name, created_ms, revision, meta FROM resources
+                     WHERE kind = ?1 AND account = ?2 AND region = ?3 ORDER BY name",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([kind, account, region], resource_row).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+    }
+
     fn rotation_counts(&self) -> Result<RotationCounts> {
         self.read(|c| {
             let mut stmt = c
@@ -443,3 +468,16 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceRow> {
+    Ok(ResourceRow {
+        arn: r.get(0)?,
+        kind: r.get(1)?,
+        account: r.get(2)?,
+        region: r.get(3)?,
+        name: r.get(4)?,
+        created_ms: r.get(5)?,
+        revision: r.get(6)?,
+        meta: r.get(7)?,
+    })
+}

@@ -462,6 +462,50 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             }
             Ok(Applied::Done)
         }
+        Write::CreateResource(r) => {
+            conn.prepare_cached(
+                "INSERT INTO resources (arn, kind, account, region, name, created_ms, revision, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                r.arn,
+                r.kind,
+                r.account,
+                r.region,
+                r.name,
+                r.created_ms,
+                r.meta
+            ])
+            .map_err(|e| constraint(e, &r.arn))?;
+            Ok(Applied::Done)
+        }
+        Write::UpdateResource(r) => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE resources SET revision = revision + 1, meta = ?3 WHERE arn = ?1 AND revision = ?2",
+                )
+                .map_err(backend)?
+                .execute(params![r.arn, r.revision, r.meta])
+                .map_err(backend)?;
+            if n == 1 {
+                Ok(Applied::Done)
+            } else {
+                Err(StoreError::Conflict)
+            }
+        }
+        Write::DeleteResource { arn } => {
+            let n = conn
+                .prepare_cached("DELETE FROM resources WHERE arn = ?1")
+                .map_err(backend)?
+                .execute([&arn])
+                .map_err(backend)?;
+            if n == 1 {
+                Ok(Applied::Done)
+            } else {
+                Err(StoreError::NotFound)
+            }
+        }
         Write::PurgeSecret { id } => {
             conn.prepare_cached("DELETE FROM secrets WHERE id = ?1")
                 .map_err(backend)?
