@@ -428,3 +428,94 @@ def test_rotation_outcomes_are_audited_without_passwords(srv, sm, pg):
     assert name in everything
     for password in ("audited-pass", new, ADMIN_PASSWORD):
         assert password not in everything
+
+
+def test_kill_9_during_database_rotations_then_every_password_works(tmp_path, pg):
+    """SIGKILL the server while PostgreSQL rotations run, restart it: every
+    rotation completes with its own token, and the database accepts exactly
+    the password that is AWSCURRENT (never one Tumbler does not have)."""
+    import random
+    import time
+
+    env = {"TUMBLER_ROTATION_LEASE_SECS": "2", "TUMBLER_SWEEP_INTERVAL_SECS": "1"}
+    server = start_server(tmp_path, env=env)
+    try:
+        sm = make_client(server)
+        admin = sm.create_secret(
+            Name="admin", SecretString=json.dumps({"username": "postgres", "password": ADMIN_PASSWORD}))["ARN"]
+        users, rotators = {}, {}
+        for i in range(24):
+            user = new_name(f"k{i}_")
+            pg_user(pg, user, "before-crash")
+            alternating = i % 2 == 1
+            name = f"crash/{user}"
+            extra = {"masterarn": admin} if alternating else {}
+            sm.create_secret(Name=name, SecretString=secret_for(pg, user, "before-crash", **extra))
+            users[name] = user
+            rotators[name] = PG_ALTERNATING if alternating else PG_SINGLE
+        tokens = {n: sm.rotate_secret(SecretId=n, RotationLambdaARN=r)["VersionId"] for n, r in rotators.items()}
+        rng = random.Random(11)
+        unfinished_at_kills = []
+        for _ in range(3):
+            time.sleep(rng.uniform(0.0, 0.2))
+            unfinished_at_kills.append(sum(not current_is(sm, n, t) for n, t in tokens.items()))
+            server.kill()
+            server = start_server(tmp_path, env=env)
+            sm = make_client(server)
+        wait_for(lambda: all(current_is(sm, n, t) for n, t in tokens.items()), timeout=90,
+                 what="every rotation after the crashes")
+        for name, user in users.items():
+            value = value_of(sm, name)
+            assert pg.can_login(value["username"], value["password"]), name
+            labels = stages(sm, name)
+            assert sum("AWSCURRENT" in s for s in labels.values()) == 1
+            if value["username"] == user:
+                # Single user (or the base's turn): the old password is gone.
+                assert not pg.can_login(user, "before-crash"), name
+        # The kills did land while rotations were under way.
+        assert max(unfinished_at_kills) > 0, unfinished_at_kills
+    finally:
+        server.kill()
+
+
+def value_of(sm, name: str) -> dict:
+    return json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
+
+
+def test_single_user_application_loop_sees_only_the_documented_gap(srv, sm, pg):
+    """Single user: between setSecret and finishSecret new logins with the
+    old password fail; an application that re-reads the secret on an
+    authentication failure retries and goes on. No query is lost once it
+    re-reads (the gap lasts until finishSecret, milliseconds here)."""
+    user = new_name("single_loop_")
+    pg_user(pg, user, "loop-start")
+    name = f"pg/{user}"
+    sm.create_secret(Name=name, SecretString=secret_for(pg, user, "loop-start"))
+    reader = make_client(srv)
+    stop = threading.Event()
+    counts = {"queries": 0, "rereads": 0, "lost": 0}
+
+    def application():
+        creds = value(reader, name)
+        while not stop.is_set():
+            for attempt in range(20):
+                try:
+                    with pg.connect(creds["username"], creds["password"]) as c:
+                        c.execute("SELECT 1")
+                    counts["queries"] += 1
+                    break
+                except psycopg.OperationalError:
+                    counts["rereads"] += 1
+                    creds = value(reader, name)
+            else:
+                counts["lost"] += 1
+
+    app = threading.Thread(target=application)
+    app.start()
+    try:
+        for i in range(20):
+            rotate_and_wait(sm, name, PG_SINGLE if i == 0 else None)
+    finally:
+        stop.set()
+        app.join(30)
+    assert counts["queries"] > 20 and counts["lost"] == 0, counts
