@@ -4,6 +4,7 @@ Each is started from the Debian packages' binaries (scripts/install-databases
 installs them) in a fresh directory, listening on 127.0.0.1 only, with TLS
 from a CA made here, and stopped when the session ends. As root, PostgreSQL
 runs as the `postgres` user the package creates (it refuses to run as root).
+Each server runs in its own process group, so a kill reaches its workers.
 """
 
 from __future__ import annotations
@@ -102,23 +103,45 @@ class DatabaseServer:
     port = 0
     dir: Path
     proc: subprocess.Popen | None = None
+    # The signal for a quick clean shutdown.
+    stop_signal = signal.SIGTERM
+
+    def _signal_group(self, sig: int) -> None:
+        # The server runs in its own session and process group, with
+        # its worker processes: signal them all.
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal_group(self.stop_signal)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        self._wait_port_closed()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash."""
+        """SIGKILL to the server and its workers, as a crash."""
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            self._signal_group(signal.SIGKILL)
             self.proc.wait()
         self.proc = None
+        self._wait_port_closed()
+
+    def _wait_port_closed(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    time.sleep(0.05)
+            except OSError:
+                return
+        raise RuntimeError(f"the {self.engine} server on port {self.port} did not stop")
 
     def cleanup(self) -> None:
         self.stop()
@@ -127,6 +150,8 @@ class DatabaseServer:
 
 class Postgres(DatabaseServer):
     engine = "postgres"
+    # SIGTERM waits for every session to end; SIGINT is the fast shutdown.
+    stop_signal = signal.SIGINT
 
     def __init__(self) -> None:
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
@@ -158,22 +183,23 @@ class Postgres(DatabaseServer):
         self.cert, self.key = cert, key
         self.start()
 
-    def _cmd(self, argv: list[str]) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if self.as_root else argv
+    def _as_user(self) -> dict:
+        # The server process itself (so signals reach it), as `postgres`.
+        return {"user": "postgres", "group": "postgres"} if self.as_root else {}
 
     def _run(self, argv: list[str]) -> None:
-        subprocess.run(self._cmd(argv), check=True, capture_output=True)
+        subprocess.run(argv, check=True, capture_output=True, cwd=self.dir, **self._as_user())
 
     def start(self) -> None:
         log = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            self._cmd([
+            [
                 str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
                 "-c", "ssl=on", "-c", f"ssl_cert_file={self.cert}", "-c", f"ssl_key_file={self.key}",
                 "-c", "max_connections=100", "-c", "fsync=off",
-            ]),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir, **self._as_user(),
         )
         wait_port(self.port, self.proc, self.log)
         # Listening precedes accepting logins by a moment.

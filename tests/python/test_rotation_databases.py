@@ -519,3 +519,56 @@ def test_single_user_application_loop_sees_only_the_documented_gap(srv, sm, pg):
         stop.set()
         app.join(30)
     assert counts["queries"] > 20 and counts["lost"] == 0, counts
+
+
+def test_kill_9_of_the_database_during_rotations_then_resume(srv, sm, pg):
+    """PostgreSQL dies (SIGKILL) while rotations run and comes back: the
+    rotations it broke are retried (RotateSecret with their token resumes
+    them at once) and complete, and the database never holds a password
+    Tumbler does not have."""
+    import time
+
+    import concurrent.futures
+
+    users = {}
+    for i in range(40):
+        user = new_name(f"dbkill{i}_")
+        pg_user(pg, user, "before")
+        name = f"dbkill/{user}"
+        sm.create_secret(Name=name, SecretString=secret_for(pg, user, "before"))
+        users[name] = user
+    tokens = {}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        started = [pool.submit(lambda n: (n, sm.rotate_secret(SecretId=n, RotationLambdaARN=PG_SINGLE)["VersionId"]), n)
+                   for n in users]
+        for i, f in enumerate(concurrent.futures.as_completed(started)):
+            name, token = f.result()
+            tokens[name] = token
+            if i == 10:
+                pg.kill()
+    try:
+        # While it is down, every secret's AWSCURRENT is either the old
+        # password or a new one the database already took.
+        time.sleep(0.5)
+        done_before = {n for n, t in tokens.items() if current_is(sm, n, t)}
+    finally:
+        pg.start()
+    # The database holds a password Tumbler has: AWSCURRENT's, or (single
+    # user, between setSecret and finishSecret) the pending one's.
+    for name, user in users.items():
+        held = [value_of(sm, name)["password"]]
+        if not current_is(sm, name, tokens[name]):
+            try:
+                pending = sm.get_secret_value(SecretId=name, VersionId=tokens[name], VersionStage="AWSPENDING")
+                held.append(json.loads(pending["SecretString"])["password"])
+            except sm.exceptions.ResourceNotFoundException:
+                pass  # createSecret had not run: nothing new was made
+        assert any(pg.can_login(user, p) for p in held), name
+    for name, token in tokens.items():
+        if not current_is(sm, name, token):
+            sm.rotate_secret(SecretId=name, ClientRequestToken=token)
+    wait_for(lambda: all(current_is(sm, n, t) for n, t in tokens.items()), timeout=60,
+             what="every rotation after the database restart")
+    for name, user in users.items():
+        assert pg.can_login(user, value_of(sm, name)["password"]) and not pg.can_login(user, "before")
+    assert len(done_before) < len(tokens), "the kill landed after every rotation"
