@@ -317,3 +317,37 @@ def test_the_walkthrough_with_tumbler_db_the_aws_cli_and_psql(srv, pg, tmp_path)
     assert out.returncode == 0, out.stderr
     out = run_tumbler("db", "describe", "--id", db["DatabaseId"], env=env)
     assert out.returncode != 0 and "ResourceNotFoundException" in out.stderr
+
+
+def test_a_registration_stopped_half_way_is_finished_by_modify(srv, pg):
+    """A crash after the password was set leaves the registration
+    `creating` (made so here in the store file): ModifyDatabase finishes it
+    when the secret's password logs in, and refuses when it does not."""
+    import sqlite3
+
+    user = f"half_{uuid.uuid4().hex[:8]}"
+    pg_master(pg, user, "typed-once")
+    db = register_pg(srv, pg, user, "typed-once").json["Database"]
+    dbid = db["DatabaseId"]
+
+    def set_creating():
+        with sqlite3.connect(srv.data_dir / "tumbler.db") as c:
+            (meta,) = c.execute("SELECT meta FROM resources WHERE arn = ?", (db["DatabaseArn"],)).fetchone()
+            meta = json.loads(meta)
+            meta["creating"] = True
+            c.execute("UPDATE resources SET meta = ?, revision = revision + 1 WHERE arn = ?",
+                      (json.dumps(meta), db["DatabaseArn"]))
+
+    set_creating()
+    status = lambda: db_call(srv, "DescribeDatabase", {"DatabaseId": dbid}).json["Database"]["MasterUserSecret"]  # noqa: E731
+    assert status()["SecretStatus"] == "creating"
+    r = db_call(srv, "ModifyDatabase", {"DatabaseId": dbid, "RotateMasterUserPassword": True})
+    assert r.status == 200, r.body
+    wait_for(lambda: status()["SecretStatus"] == "active", what="active")
+
+    # The database no longer takes the secret's password: it cannot finish.
+    set_creating()
+    with pg.admin() as c:
+        c.execute(f'ALTER ROLE "{user}" PASSWORD %s', ("changed-by-hand",))
+    r = db_call(srv, "ModifyDatabase", {"DatabaseId": dbid, "RotateMasterUserPassword": True})
+    assert r.code == "InvalidRequestException" and "did not complete" in r.message, r.body

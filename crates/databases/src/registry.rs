@@ -63,9 +63,12 @@ struct Registration {
     secret_arn: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     kms_key_id: Option<String>,
-    /// Until the first password is set in the database.
+    /// Until the first password is set and its rotation scheduled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     creating: bool,
+    /// The rotation schedule asked for at registration.
+    #[serde(default)]
+    schedule: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -370,6 +373,7 @@ impl DatabaseService {
             secret_arn: String::new(),
             kms_key_id: r.master_user_secret_kms_key_id.clone(),
             creating: true,
+            schedule: schedule.clone(),
         };
 
         // The secret first: the database never holds a password Tumbler
@@ -405,21 +409,47 @@ impl DatabaseService {
             let _ = self.store.apply(vec![Write::DeleteResource { arn: arn.clone() }]);
             why
         };
-        self.store
-            .apply(vec![Write::CreateResource(row.clone())])
-            .map_err(store_err)?;
+        if let Err(e) = self.store.apply(vec![Write::CreateResource(row.clone())]) {
+            return Err(undo(store_err(e)));
+        }
         if let Err(e) = self.block(self.set_master_password(&login, password.expose())) {
             return Err(undo(AwsError::invalid_request(format!(
                 "Tumbler could not set the managed master password: {e}"
             ))));
         }
-        // Rotated from now on by the engine's single-user rotator; this
-        // first run only tests the password just set (RotateImmediately=false).
-        let rotator = match engine {
-            Engine::Postgres => POSTGRES_SINGLE_USER,
-            Engine::MySql => MYSQL_SINGLE_USER,
+        // The database now holds the secret's password: from here on the
+        // secret is never removed behind a failure (a retried
+        // ModifyDatabase finishes the registration).
+        let (row, reg) = self.finish_registration(ctx, row, reg).map_err(|e| {
+            AwsError::invalid_request(format!(
+                "The master password is set and kept in {}, but its rotation could not be scheduled ({}: {}); \
+                 call ModifyDatabase to finish the registration.",
+                created.arn, e.code, e.message
+            ))
+        })?;
+        Ok(json!({"Database": self.describe(&row, &reg)}))
+    }
+
+    /// Schedule the master password's rotation (the engine's single-user
+    /// rotator; this first run only tests the password just set) and mark
+    /// the registration active.
+    fn finish_registration(
+        &self,
+        ctx: &DbCtx,
+        row: ResourceRow,
+        mut reg: Registration,
+    ) -> Result<(ResourceRow, Registration), AwsError> {
+        let rotator = if matches!(reg.engine.as_str(), "postgres" | "aurora-postgresql") {
+            POSTGRES_SINGLE_USER
+        } else {
+            MYSQL_SINGLE_USER
         };
-        if let Err(e) = self.secrets_call(
+        let schedule = if reg.schedule.is_empty() {
+            DEFAULT_SCHEDULE
+        } else {
+            reg.schedule.as_str()
+        };
+        self.secrets_call(
             ctx,
             "RotateSecret",
             json!({
@@ -429,20 +459,17 @@ impl DatabaseService {
                 "RotationRules": {"ScheduleExpression": schedule},
                 "RotateImmediately": false,
             }),
-        ) {
-            return Err(undo(e));
-        }
+        )?;
         reg.creating = false;
-        let done = ResourceRow {
+        let mut done = ResourceRow {
             meta: serde_json::to_string(&reg).unwrap_or_default(),
             ..row
         };
         self.store
             .apply(vec![Write::UpdateResource(done.clone())])
             .map_err(store_err)?;
-        let mut done = done;
         done.revision += 1;
-        Ok(json!({"Database": self.describe(&done, &reg)}))
+        Ok((done, reg))
     }
 
     fn modify(&self, ctx: &DbCtx, r: IdRequest) -> Result<Value, AwsError> {
@@ -453,7 +480,7 @@ impl DatabaseService {
             ));
         }
         if reg.creating {
-            return Err(AwsError::invalid_request("The database is still being registered."));
+            return self.resume_registration(ctx, row, reg);
         }
         let mut rotate = json!({
             "SecretId": reg.secret_arn,
@@ -465,6 +492,40 @@ impl DatabaseService {
         }
         self.secrets_call(ctx, "RotateSecret", rotate)?;
         Ok(json!({"Database": self.describe(&row, &reg)}))
+    }
+
+    /// A registration that stopped half way (a crash, or a failure after
+    /// the password was set): finished if the secret's password logs in.
+    fn resume_registration(&self, ctx: &DbCtx, row: ResourceRow, reg: Registration) -> Result<Value, AwsError> {
+        let engine = if matches!(reg.engine.as_str(), "postgres" | "aurora-postgresql") {
+            Engine::Postgres
+        } else {
+            Engine::MySql
+        };
+        let value = self
+            .secrets_call(ctx, "GetSecretValue", json!({"SecretId": reg.secret_arn}))
+            .ok()
+            .and_then(|v| v.get("SecretString").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|text| DbSecret::parse(&text, "AWSCURRENT", engine).ok());
+        let logs_in = match &value {
+            Some(secret) => self.block(self.login(secret)).is_ok(),
+            None => false,
+        };
+        if !logs_in {
+            return Err(AwsError::invalid_request(
+                "The registration did not complete: the database does not take the managed password. \
+                 Deregister it and register again.",
+            ));
+        }
+        let (row, reg) = self.finish_registration(ctx, row, reg)?;
+        Ok(json!({"Database": self.describe(&row, &reg)}))
+    }
+
+    async fn login(&self, secret: &DbSecret) -> Result<(), String> {
+        match secret.engine {
+            Engine::Postgres => postgres::probe(secret, &self.tls).await.map(|_| ()),
+            Engine::MySql => mysql::probe(secret, &self.tls).await.map(|_| ()),
+        }
     }
 
     fn deregister(&self, ctx: &DbCtx, r: IdRequest) -> Result<Value, AwsError> {
