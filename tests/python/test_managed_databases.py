@@ -351,3 +351,31 @@ def test_a_registration_stopped_half_way_is_finished_by_modify(srv, pg):
         c.execute(f'ALTER ROLE "{user}" PASSWORD %s', ("changed-by-hand",))
     r = db_call(srv, "ModifyDatabase", {"DatabaseId": dbid, "RotateMasterUserPassword": True})
     assert r.code == "InvalidRequestException" and "did not complete" in r.message, r.body
+
+
+def test_a_customer_key_must_be_one_the_caller_may_use(srv, pg):
+    key = make_client(srv, "kms").create_key(Description="db master secrets")["KeyMetadata"]["Arn"]
+    iam = make_client(srv, "iam")
+    name = f"registrar-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="register", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "tumbler:*", "Resource": "*"}]}))
+    access = iam.create_access_key(UserName=name)["AccessKey"]
+    creds = dict(access_key=access["AccessKeyId"], secret_key=access["SecretAccessKey"])
+
+    user = f"kms_{uuid.uuid4().hex[:8]}"
+    pg_master(pg, user, "typed-once")
+    body = {"Engine": "postgres", "Host": "127.0.0.1", "Port": pg.port, "MasterUsername": user,
+            "MasterUserPassword": "typed-once", "ManageMasterUserPassword": True, "SslMode": "disable",
+            "MasterUserSecretKmsKeyId": key}
+    r = db_call(srv, "RegisterDatabase", body, **creds)
+    assert r.code == "AccessDeniedException", r.body
+    assert "kms:GenerateDataKey" in r.message and f"user/{name}" in r.message
+    assert pg.can_login(user, "typed-once")  # nothing was changed
+    # The administrator may use the key: the secret is encrypted under it.
+    r = db_call(srv, "RegisterDatabase", body)
+    assert r.status == 200, r.body
+    secret = r.json["Database"]["MasterUserSecret"]
+    assert secret["KmsKeyId"] == key
+    assert make_client(srv).describe_secret(SecretId=secret["SecretArn"])["KmsKeyId"] == key

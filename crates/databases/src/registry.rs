@@ -45,6 +45,8 @@ pub struct DbCtx {
     pub region: String,
     pub now: jiff::Timestamp,
     pub authorizer: Arc<dyn DatabaseAuthorizer>,
+    /// The same caller, for the KMS key a registration names.
+    pub key_authorizer: Arc<dyn tumbler_secrets::Authorizer>,
 }
 
 /// A registration, as stored (the resource row's `meta`).
@@ -388,7 +390,15 @@ impl DatabaseService {
             create["KmsKeyId"] = json!(key);
         }
         let request = serde_json::from_value(create).map_err(|_| AwsError::internal("a request did not build"))?;
-        let created = self.secrets.create_owned_secret(&self.owner_ctx(ctx), OWNER, request)?;
+        // Created by the service, under a key the caller may use.
+        let for_caller = Ctx::new(
+            ctx.account.clone(),
+            ctx.region.clone(),
+            OWNER,
+            ctx.now,
+            Arc::new(tumbler_secrets::ServiceForCaller(ctx.key_authorizer.clone())),
+        );
+        let created = self.secrets.create_owned_secret(&for_caller, OWNER, request)?;
         reg.secret_arn = created.arn.clone();
         let row = ResourceRow {
             arn: arn.clone(),

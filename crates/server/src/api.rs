@@ -447,11 +447,13 @@ async fn databases_call(
     body: Bytes,
 ) -> Result<Vec<u8>, AwsError> {
     let now = jiff::Timestamp::now();
+    let authorizer = Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now));
     let ctx = tumbler_databases::DbCtx {
         account: caller.principal.account.clone(),
         region: caller.region.clone(),
         now,
-        authorizer: Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now)),
+        authorizer: authorizer.clone(),
+        key_authorizer: authorizer,
     };
     let s = state.clone();
     tokio::task::spawn_blocking(move || s.databases.call(&ctx, &op, &body))
