@@ -666,3 +666,23 @@ def scrape_metrics(srv: TumblerServer) -> dict:
             key, value = line.rsplit(" ", 1)
             samples[key] = float(value)
     return samples
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A real PostgreSQL on 127.0.0.1 for the session (tests/python/dbservers.py)."""
+    from dbservers import Postgres
+
+    server = Postgres()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def maria():
+    """A real MariaDB on 127.0.0.1 for the session."""
+    from dbservers import MariaDB
+
+    server = MariaDB()
+    yield server
+    server.cleanup()

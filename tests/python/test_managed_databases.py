@@ -23,21 +23,6 @@ from conftest import (
     start_server,
     wait_for,
 )
-from dbservers import MariaDB, Postgres
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = Postgres()
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def maria():
-    server = MariaDB()
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -28,26 +28,12 @@ from conftest import (
     start_server,
     wait_for,
 )
-from dbservers import ADMIN_PASSWORD, MariaDB, Postgres
+from dbservers import ADMIN_PASSWORD
 
 PG_SINGLE = "arn:aws:lambda:::function:tumbler-postgres-single-user"
 PG_ALTERNATING = "arn:aws:lambda:::function:tumbler-postgres-alternating-users"
 MYSQL_SINGLE = "arn:aws:lambda:::function:tumbler-mysql-single-user"
 MYSQL_ALTERNATING = "arn:aws:lambda:::function:tumbler-mysql-alternating-users"
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = Postgres()
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def maria():
-    server = MariaDB()
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +79,48 @@ def value(sm, name: str, stage: str = "AWSCURRENT") -> dict:
 
 def rotation_status(srv, name: str):
     return raw_request(srv, "secretsmanager.DescribeSecret", {"SecretId": name}).json.get("TumblerRotationStatus")
+
+def pg_query(pg):
+    def query(creds):
+        with pg.connect(creds["username"], creds["password"]) as c:
+            c.execute("SELECT 1")
+
+    return query
+
+
+def run_application_through_rotations(srv, sm, name, query, auth_error, tries, first_arn=None) -> dict:
+    """An application as AWS recommends: it caches the secret and, on an
+    authentication failure, re-reads it and tries again (up to `tries`
+    times). Meanwhile the secret rotates 20 times. Returns the queries
+    answered, the re-reads, and the queries lost (every try failed)."""
+    reader = make_client(srv)
+    stop = threading.Event()
+    counts = {"queries": 0, "rereads": 0, "lost": 0}
+
+    def application():
+        creds = value(reader, name)
+        while not stop.is_set():
+            for _ in range(tries):
+                try:
+                    query(creds)
+                    counts["queries"] += 1
+                    break
+                except auth_error:
+                    counts["rereads"] += 1
+                    creds = value(reader, name)
+            else:
+                counts["lost"] += 1
+
+    app = threading.Thread(target=application)
+    app.start()
+    try:
+        for i in range(20):
+            rotate_and_wait(sm, name, first_arn if i == 0 else None)
+    finally:
+        stop.set()
+        app.join(30)
+    return counts
+
 
 
 @pytest.mark.parametrize("sslmode", ["disable", "require", "verify-full"])
@@ -196,38 +224,8 @@ def test_an_application_keeps_working_through_20_alternating_rotations(srv, sm, 
     sm.rotate_secret(SecretId=name, RotationLambdaARN=PG_ALTERNATING, RotateImmediately=False)
     wait_for(lambda: rotation_status(srv, name) is None, what="the first test-only rotation")
 
-    reader = make_client(srv)
-    stop = threading.Event()
-    counts = {"queries": 0, "failed": 0, "rereads": 0}
-
-    def application():
-        # An application as AWS recommends: cache the secret, re-read it on
-        # an authentication failure.
-        creds = value(reader, name)
-        while not stop.is_set():
-            try:
-                with pg.connect(creds["username"], creds["password"]) as c:
-                    c.execute("SELECT 1")
-                counts["queries"] += 1
-            except psycopg.OperationalError:
-                counts["rereads"] += 1
-                creds = value(reader, name)
-                try:
-                    with pg.connect(creds["username"], creds["password"]) as c:
-                        c.execute("SELECT 1")
-                    counts["queries"] += 1
-                except psycopg.OperationalError:
-                    counts["failed"] += 1
-
-    app = threading.Thread(target=application)
-    app.start()
-    try:
-        for _ in range(20):
-            rotate_and_wait(sm, name)
-    finally:
-        stop.set()
-        app.join(30)
-    assert counts["queries"] > 20 and counts["failed"] == 0, counts
+    counts = run_application_through_rotations(srv, sm, name, pg_query(pg), psycopg.OperationalError, tries=2)
+    assert counts["queries"] > 20 and counts["lost"] == 0, counts
     # A connection count that stays bounded: rotation does not leak sessions.
     assert pg.connections() < 10
 
@@ -378,33 +376,13 @@ def test_mariadb_application_loop_through_alternating_rotations(srv, sm, maria):
     sm.create_secret(Name=name, SecretString=secret_for(maria, base, "ml-first", masterarn=admin_secret["ARN"]))
     sm.rotate_secret(SecretId=name, RotationLambdaARN=MYSQL_ALTERNATING, RotateImmediately=False)
     wait_for(lambda: rotation_status(srv, name) is None, what="the first test-only rotation")
-    reader = make_client(srv)
-    stop = threading.Event()
-    counts = {"queries": 0, "failed": 0}
 
-    def application():
-        creds = value(reader, name)
-        while not stop.is_set():
-            for attempt in range(2):
-                try:
-                    with maria.connect(creds["username"], creds["password"]) as c, c.cursor() as cur:
-                        cur.execute("SELECT 1")
-                    counts["queries"] += 1
-                    break
-                except pymysql.err.OperationalError:
-                    if attempt:
-                        counts["failed"] += 1
-                    creds = value(reader, name)
+    def query(creds):
+        with maria.connect(creds["username"], creds["password"]) as c, c.cursor() as cur:
+            cur.execute("SELECT 1")
 
-    app = threading.Thread(target=application)
-    app.start()
-    try:
-        for _ in range(20):
-            rotate_and_wait(sm, name)
-    finally:
-        stop.set()
-        app.join(30)
-    assert counts["queries"] > 20 and counts["failed"] == 0, counts
+    counts = run_application_through_rotations(srv, sm, name, query, pymysql.err.OperationalError, tries=2)
+    assert counts["queries"] > 20 and counts["lost"] == 0, counts
 
 
 def test_rotators_list_names_the_database_rotators():
@@ -491,33 +469,8 @@ def test_single_user_application_loop_sees_only_the_documented_gap(srv, sm, pg):
     pg_user(pg, user, "loop-start")
     name = f"pg/{user}"
     sm.create_secret(Name=name, SecretString=secret_for(pg, user, "loop-start"))
-    reader = make_client(srv)
-    stop = threading.Event()
-    counts = {"queries": 0, "rereads": 0, "lost": 0}
-
-    def application():
-        creds = value(reader, name)
-        while not stop.is_set():
-            for attempt in range(20):
-                try:
-                    with pg.connect(creds["username"], creds["password"]) as c:
-                        c.execute("SELECT 1")
-                    counts["queries"] += 1
-                    break
-                except psycopg.OperationalError:
-                    counts["rereads"] += 1
-                    creds = value(reader, name)
-            else:
-                counts["lost"] += 1
-
-    app = threading.Thread(target=application)
-    app.start()
-    try:
-        for i in range(20):
-            rotate_and_wait(sm, name, PG_SINGLE if i == 0 else None)
-    finally:
-        stop.set()
-        app.join(30)
+    counts = run_application_through_rotations(
+        srv, sm, name, pg_query(pg), psycopg.OperationalError, tries=20, first_arn=PG_SINGLE)
     assert counts["queries"] > 20 and counts["lost"] == 0, counts
 
 

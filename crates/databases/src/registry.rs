@@ -291,11 +291,7 @@ impl DatabaseService {
             ));
         }
         let engine_name = r.engine.clone().unwrap_or_default();
-        let engine = match engine_name.as_str() {
-            "postgres" | "aurora-postgresql" => Engine::Postgres,
-            "mysql" | "mariadb" | "aurora-mysql" => Engine::MySql,
-            _ => return Err(bad("Engine must be postgres, mysql or mariadb.")),
-        };
+        let engine = Engine::of(&engine_name).ok_or_else(|| bad("Engine must be postgres, mysql or mariadb."))?;
         let host = r
             .host
             .clone()
@@ -449,27 +445,33 @@ impl DatabaseService {
         row: ResourceRow,
         mut reg: Registration,
     ) -> Result<(ResourceRow, Registration), AwsError> {
-        let rotator = if matches!(reg.engine.as_str(), "postgres" | "aurora-postgresql") {
-            POSTGRES_SINGLE_USER
-        } else {
-            MYSQL_SINGLE_USER
+        let rotator = match Engine::of(&reg.engine) {
+            Some(Engine::Postgres) => POSTGRES_SINGLE_USER,
+            _ => MYSQL_SINGLE_USER,
         };
         let schedule = if reg.schedule.is_empty() {
             DEFAULT_SCHEDULE
         } else {
             reg.schedule.as_str()
         };
-        self.secrets_call(
-            ctx,
-            "RotateSecret",
-            json!({
-                "SecretId": reg.secret_arn,
-                "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
-                "RotationLambdaARN": rotator,
-                "RotationRules": {"ScheduleExpression": schedule},
-                "RotateImmediately": false,
-            }),
-        )?;
+        // Scheduled already by an earlier attempt that stopped before the
+        // registration was marked active: nothing more to ask.
+        let described = self.secrets_call(ctx, "DescribeSecret", json!({"SecretId": reg.secret_arn}))?;
+        let scheduled = described.get("RotationEnabled") == Some(&Value::Bool(true))
+            && described.get("RotationLambdaARN").and_then(Value::as_str) == Some(rotator);
+        if !scheduled {
+            self.secrets_call(
+                ctx,
+                "RotateSecret",
+                json!({
+                    "SecretId": reg.secret_arn,
+                    "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+                    "RotationLambdaARN": rotator,
+                    "RotationRules": {"ScheduleExpression": schedule},
+                    "RotateImmediately": false,
+                }),
+            )?;
+        }
         reg.creating = false;
         let mut done = ResourceRow {
             meta: serde_json::to_string(&reg).unwrap_or_default(),
@@ -507,18 +509,14 @@ impl DatabaseService {
     /// A registration that stopped half way (a crash, or a failure after
     /// the password was set): finished if the secret's password logs in.
     fn resume_registration(&self, ctx: &DbCtx, row: ResourceRow, reg: Registration) -> Result<Value, AwsError> {
-        let engine = if matches!(reg.engine.as_str(), "postgres" | "aurora-postgresql") {
-            Engine::Postgres
-        } else {
-            Engine::MySql
-        };
+        let engine = Engine::of(&reg.engine).unwrap_or(Engine::MySql);
         let value = self
             .secrets_call(ctx, "GetSecretValue", json!({"SecretId": reg.secret_arn}))
             .ok()
             .and_then(|v| v.get("SecretString").and_then(Value::as_str).map(str::to_owned))
             .and_then(|text| DbSecret::parse(&text, "AWSCURRENT", engine).ok());
         let logs_in = match &value {
-            Some(secret) => self.block(self.login(secret)).is_ok(),
+            Some(secret) => self.block(crate::login(secret, &self.tls)).is_ok(),
             None => false,
         };
         if !logs_in {
@@ -529,13 +527,6 @@ impl DatabaseService {
         }
         let (row, reg) = self.finish_registration(ctx, row, reg)?;
         Ok(json!({"Database": self.describe(&row, &reg)}))
-    }
-
-    async fn login(&self, secret: &DbSecret) -> Result<(), String> {
-        match secret.engine {
-            Engine::Postgres => postgres::probe(secret, &self.tls).await.map(|_| ()),
-            Engine::MySql => mysql::probe(secret, &self.tls).await.map(|_| ()),
-        }
     }
 
     fn deregister(&self, ctx: &DbCtx, r: IdRequest) -> Result<Value, AwsError> {

@@ -171,7 +171,7 @@ impl DatabaseRotator {
 
     fn set_single(&self, call: &StepCall<'_>, pending: &DbSecret, current: &DbSecret) -> Result<(), StepError> {
         // Already set by an attempt that did not get to record it.
-        if self.block(self.probe(pending)).is_ok() {
+        if self.block(crate::login(pending, &self.tls)).is_ok() {
             return Ok(());
         }
         if pending.username != current.username {
@@ -219,9 +219,9 @@ impl DatabaseRotator {
         }
         // The confused-deputy guard: the admin credential is used only for
         // a caller that proves the current one works.
-        let current_account = match self.block(self.login_account(current)) {
-            Ok(account) => account,
-            Err(e) if self.block(self.probe(pending)).is_ok() => {
+        let current_account = match self.block(crate::login(current, &self.tls)) {
+            Ok(login) => login.account_host,
+            Err(e) if self.block(crate::login(pending, &self.tls)).is_ok() => {
                 tracing::debug!(error = %e.0, "current login refused, pending already set");
                 return Ok(());
             }
@@ -287,25 +287,9 @@ impl DatabaseRotator {
         })
     }
 
-    /// Log in; for MySQL, the host part of the account matched.
-    async fn login_account(&self, secret: &DbSecret) -> Result<Option<String>, String> {
-        match self.engine {
-            Engine::Postgres => postgres::probe(secret, &self.tls).await.map(|_| None),
-            Engine::MySql => mysql::probe(secret, &self.tls).await.map(|a| Some(a.host)),
-        }
-    }
-
-    /// Log in and run a query; for PostgreSQL, the role the session acts as.
-    async fn probe(&self, secret: &DbSecret) -> Result<String, String> {
-        match self.engine {
-            Engine::Postgres => postgres::probe(secret, &self.tls).await,
-            Engine::MySql => mysql::probe(secret, &self.tls).await.map(|a| a.user),
-        }
-    }
-
     fn test(&self, call: &StepCall<'_>) -> Result<(), StepError> {
         let pending = self.version(call, "AWSPENDING")?;
-        let acting_as = self.block(self.probe(&pending))?;
+        let acting_as = self.block(crate::login(&pending, &self.tls))?.acting_as;
         // A clone that did not act as its base would own what it creates.
         if self.alternating && self.engine == Engine::Postgres && acting_as != base_username(&pending.username) {
             return Err(StepError(format!(

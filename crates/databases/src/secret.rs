@@ -23,6 +23,13 @@ impl Engine {
         }
     }
 
+    /// The protocol an `engine` field value names.
+    pub fn of(engine: &str) -> Option<Engine> {
+        [Engine::Postgres, Engine::MySql]
+            .into_iter()
+            .find(|e| e.accepts(engine))
+    }
+
     fn accepts(self, engine: &str) -> bool {
         match self {
             Engine::Postgres => matches!(engine, "postgres" | "postgresql" | "aurora-postgresql"),

@@ -249,28 +249,11 @@ impl Store for SqliteStore {
     }
 
     fn resource(&self, arn: &str) -> Result<Option<ResourceRow>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT arn, kind, account, region, name, created_ms, revision, meta FROM resources WHERE arn = ?1",
-                )
-                .map_err(backend)?;
-            let mut rows = stmt.query_map([arn], resource_row).map_err(backend)?;
-            rows.next().transpose().map_err(backend)
-        })
+        self.read(|c| read::resource(c, arn))
     }
 
     fn resources(&self, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT arn, kind, account, region, name, created_ms, revision, meta FROM resources
-                     WHERE kind = ?1 AND account = ?2 AND region = ?3 ORDER BY name",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map([kind, account, region], resource_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
+        self.read(|c| read::resources(c, kind, account, region))
     }
 
     fn rotation_counts(&self) -> Result<RotationCounts> {
@@ -468,16 +451,3 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
-
-fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceRow> {
-    Ok(ResourceRow {
-        arn: r.get(0)?,
-        kind: r.get(1)?,
-        account: r.get(2)?,
-        region: r.get(3)?,
-        name: r.get(4)?,
-        created_ms: r.get(5)?,
-        revision: r.get(6)?,
-        meta: r.get(7)?,
-    })
-}

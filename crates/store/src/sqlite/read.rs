@@ -4,8 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::backend;
 use crate::{
-    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, Result, SealedValue,
-    SecretListing, SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
+    AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, ResourceRow, Result,
+    SealedValue, SecretListing, SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
 };
 
 const SECRET_COLUMNS: &str = "id, account, region, name, arn, revision, created_ms, last_changed_ms, \
@@ -573,5 +573,38 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<
             })
         })
         .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+const RESOURCE_COLUMNS: &str = "arn, kind, account, region, name, created_ms, revision, meta";
+
+fn resource_row(r: &Row<'_>) -> rusqlite::Result<ResourceRow> {
+    Ok(ResourceRow {
+        arn: r.get(0)?,
+        kind: r.get(1)?,
+        account: r.get(2)?,
+        region: r.get(3)?,
+        name: r.get(4)?,
+        created_ms: r.get(5)?,
+        revision: r.get(6)?,
+        meta: r.get(7)?,
+    })
+}
+
+pub(crate) fn resource(conn: &Connection, arn: &str) -> Result<Option<ResourceRow>> {
+    conn.prepare_cached(&format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE arn = ?1"))
+        .map_err(backend)?
+        .query_row([arn], resource_row)
+        .optional()
+        .map_err(backend)
+}
+
+pub(crate) fn resources(conn: &Connection, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE kind = ?1 AND account = ?2 AND region = ?3 ORDER BY name"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map([kind, account, region], resource_row).map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
