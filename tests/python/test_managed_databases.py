@@ -364,3 +364,44 @@ def test_a_customer_key_must_be_one_the_caller_may_use(srv, pg):
     secret = r.json["Database"]["MasterUserSecret"]
     assert secret["KmsKeyId"] == key
     assert make_client(srv).describe_secret(SecretId=secret["SecretArn"])["KmsKeyId"] == key
+
+
+ALL_OPS = ("RegisterDatabase", "DescribeDatabase", "ListDatabases", "ModifyDatabase", "DeregisterDatabase")
+
+
+@pytest.mark.parametrize(
+    "ops, body",
+    [
+        (ALL_OPS, b"{"),
+        (ALL_OPS, b"[1, 2]"),
+        (ALL_OPS, "\udcff".encode("utf-8", "surrogatepass")),
+        (("RegisterDatabase",), b'{"Engine": 5}'),
+        (("RegisterDatabase",), b'{"Port": -1}'),
+        (("DescribeDatabase", "ModifyDatabase", "DeregisterDatabase"), b'{"DatabaseId": {"x": 1}}'),
+        (("DeregisterDatabase",), b'{"DatabaseId": "x", "RecoveryWindowInDays": "seven"}'),
+    ],
+)
+def test_malformed_bodies_get_a_serialization_error(srv, ops, body):
+    for op in ops:
+        r = db_call(srv, op, body)
+        assert r.status == 400 and r.code == "SerializationException", (op, r.body)
+        assert r.message
+
+
+def test_oversized_and_hostile_input(srv, pg):
+    # Over the 1 MiB body limit: refused before it is parsed.
+    r = db_call(srv, "RegisterDatabase", b'{"Host": "' + b"h" * (1 << 20) + b'"}')
+    assert r.status == 413 and r.code == "RequestEntityTooLargeException", r.body[:200]
+    # A host name longer than DNS allows, and identifiers built to break SQL quoting.
+    body = {"Engine": "postgres", "Host": "h" * 300, "Port": pg.port, "MasterUsername": "x",
+            "MasterUserPassword": "y", "ManageMasterUserPassword": True}
+    assert db_call(srv, "RegisterDatabase", body).code == "InvalidParameterException"
+    hostile = 'evil"; DROP ROLE postgres; --'
+    body.update(Host="127.0.0.1", MasterUsername=hostile, MasterUserPassword="x'; DROP TABLE t; --", SslMode="disable")
+    r = db_call(srv, "RegisterDatabase", body)
+    assert r.code == "InvalidRequestException" and "password authentication failed" in r.message, r.body
+    assert pg.can_login("postgres", __import__("dbservers").ADMIN_PASSWORD)
+    # A DatabaseId that is a path, an ARN of another account, or empty.
+    for bad_id in ("../../etc/passwd", "arn:aws:tumbler:us-east-1:999999999999:database/x", ""):
+        r = db_call(srv, "DescribeDatabase", {"DatabaseId": bad_id})
+        assert r.code in ("ResourceNotFoundException", "InvalidParameterException"), (bad_id, r.body)

@@ -100,6 +100,10 @@ struct IdRequest {
     force_delete_without_recovery: Option<bool>,
 }
 
+/// ListDatabases takes no parameters (and no malformed body).
+#[derive(Deserialize, Default)]
+struct ListRequest {}
+
 /// The database registrations and their master-password secrets.
 pub struct DatabaseService {
     secrets: Arc<SecretsService>,
@@ -161,6 +165,7 @@ impl DatabaseService {
                 json!({"Database": self.describe(&row, &reg)})
             }
             "ListDatabases" => {
+                let _: ListRequest = parse(body)?;
                 ctx.authorizer.authorize("tumbler:ListDatabases", "*")?;
                 let rows = self
                     .store
