@@ -443,7 +443,7 @@ def test_kill_9_during_database_rotations_then_every_password_works(tmp_path, pg
         wait_for(lambda: all(current_is(sm, n, t) for n, t in tokens.items()), timeout=90,
                  what="every rotation after the crashes")
         for name, user in users.items():
-            value = value_of(sm, name)
+            value = value(sm, name)
             assert pg.can_login(value["username"], value["password"]), name
             labels = stages(sm, name)
             assert sum("AWSCURRENT" in s for s in labels.values()) == 1
@@ -454,10 +454,6 @@ def test_kill_9_during_database_rotations_then_every_password_works(tmp_path, pg
         assert max(unfinished_at_kills) > 0, unfinished_at_kills
     finally:
         server.kill()
-
-
-def value_of(sm, name: str) -> dict:
-    return json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
 
 
 def test_single_user_application_loop_sees_only_the_documented_gap(srv, sm, pg):
@@ -509,7 +505,7 @@ def test_kill_9_of_the_database_during_rotations_then_resume(srv, sm, pg):
     # The database holds a password Tumbler has: AWSCURRENT's, or (single
     # user, between setSecret and finishSecret) the pending one's.
     for name, user in users.items():
-        held = [value_of(sm, name)["password"]]
+        held = [value(sm, name)["password"]]
         if not current_is(sm, name, tokens[name]):
             try:
                 pending = sm.get_secret_value(SecretId=name, VersionId=tokens[name], VersionStage="AWSPENDING")
@@ -523,5 +519,28 @@ def test_kill_9_of_the_database_during_rotations_then_resume(srv, sm, pg):
     wait_for(lambda: all(current_is(sm, n, t) for n, t in tokens.items()), timeout=60,
              what="every rotation after the database restart")
     for name, user in users.items():
-        assert pg.can_login(user, value_of(sm, name)["password"]) and not pg.can_login(user, "before")
+        assert pg.can_login(user, value(sm, name)["password"]) and not pg.can_login(user, "before")
     assert len(done_before) < len(tokens), "the kill landed after every rotation"
+
+
+def test_hostile_user_names_are_quoted_not_executed(srv, sm, pg, maria):
+    """User names and passwords built to break SQL quoting are rotated as
+    names: PostgreSQL identifiers and MariaDB account literals are escaped."""
+    from psycopg import sql
+
+    pg_name = f'o"brien; DROP ROLE postgres; --{uuid.uuid4().hex[:4]}'
+    with pg.admin() as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(pg_name), sql.Literal("it's")))
+    name = new_name("pg/hostile/")
+    sm.create_secret(Name=name, SecretString=secret_for(pg, pg_name, "it's"))
+    rotate_and_wait(sm, name, PG_SINGLE)
+    assert pg.can_login(pg_name, value(sm, name)["password"]) and not pg.can_login(pg_name, "it's")
+    assert pg.can_login("postgres", ADMIN_PASSWORD)
+
+    m_name = f"o'brien\\\\x{uuid.uuid4().hex[:4]}"
+    with maria.admin() as c, c.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (m_name, "it's \\ tricky"))
+    name = new_name("mariadb/hostile/")
+    sm.create_secret(Name=name, SecretString=secret_for(maria, m_name, "it's \\ tricky"))
+    rotate_and_wait(sm, name, MYSQL_SINGLE)
+    assert maria.can_login(m_name, value(sm, name)["password"]) and not maria.can_login(m_name, "it's \\ tricky")
