@@ -443,11 +443,11 @@ def test_kill_9_during_database_rotations_then_every_password_works(tmp_path, pg
         wait_for(lambda: all(current_is(sm, n, t) for n, t in tokens.items()), timeout=90,
                  what="every rotation after the crashes")
         for name, user in users.items():
-            value = value(sm, name)
-            assert pg.can_login(value["username"], value["password"]), name
+            current = value(sm, name)
+            assert pg.can_login(current["username"], current["password"]), name
             labels = stages(sm, name)
             assert sum("AWSCURRENT" in s for s in labels.values()) == 1
-            if value["username"] == user:
+            if current["username"] == user:
                 # Single user (or the base's turn): the old password is gone.
                 assert not pg.can_login(user, "before-crash"), name
         # The kills did land while rotations were under way.
