@@ -170,7 +170,9 @@ def test_register_with_a_wrong_bootstrap_password_leaves_nothing(srv, pg):
     [
         ({"Engine": "oracle"}, "InvalidParameterException", "Engine must be postgres, mysql or mariadb."),
         ({"Port": 70000}, "InvalidParameterException", "Port must be 1 to 65535."),
-        ({"Host": ""}, "InvalidParameterException", "Host is required."),
+        ({"Host": ""}, "InvalidParameterException", "Host is required, a name or address of at most 253 characters."),
+        ({"RotationSchedule": "rate(7 fortnights)"}, "InvalidParameterException", None),
+        ({"RotationSchedule": "cron(every day)"}, "InvalidParameterException", None),
         ({"ManageMasterUserPassword": False}, "InvalidParameterException", None),
         ({"MasterUserPassword": None}, "InvalidParameterException", None),
         ({"SslMode": "sometimes"}, "InvalidParameterException", None),

@@ -301,7 +301,7 @@ impl DatabaseService {
             .host
             .clone()
             .filter(|h| !h.is_empty() && h.len() <= 253)
-            .ok_or_else(|| bad("Host is required."))?;
+            .ok_or_else(|| bad("Host is required, a name or address of at most 253 characters."))?;
         let port = match r.port {
             None => None,
             Some(p) => Some(
@@ -325,6 +325,10 @@ impl DatabaseService {
             return Err(bad("SslMode must be disable, prefer, require or verify-full."));
         }
         let schedule = r.rotation_schedule.clone().unwrap_or_else(|| DEFAULT_SCHEDULE.into());
+        // Checked before anything changes: the schedule is applied only
+        // after the database has taken the new password.
+        tumbler_secrets::schedule::Schedule::parse(None, Some(&schedule), None)
+            .map_err(|e| bad(format!("RotationSchedule: {e}")))?;
         let id = uuid::Uuid::new_v4().to_string();
         let arn = Self::arn(ctx, &id);
 
