@@ -66,6 +66,13 @@ def secret_for(db, user: str, password: str, **extra) -> str:
     })
 
 
+def admin_arn(sm, db, base: str) -> str:
+    """A secret for the database's admin user, as `masterarn` names it."""
+    admin_user = "postgres" if db.engine == "postgres" else "admin"
+    return sm.create_secret(Name=f"{db.engine}/admin/{base}",
+                            SecretString=json.dumps({"username": admin_user, "password": ADMIN_PASSWORD}))["ARN"]
+
+
 def rotate_and_wait(sm, name: str, arn: str | None = None, timeout: float = 60) -> str:
     kwargs = {"RotationLambdaARN": arn} if arn else {}
     token = sm.rotate_secret(SecretId=name, **kwargs)["VersionId"]
@@ -175,19 +182,18 @@ def test_verify_full_refuses_a_certificate_it_does_not_trust(tmp_path, pg):
 
 def test_postgres_alternating_users_keep_one_role(srv, sm, pg):
     base = new_name("svc_")
-    admin_secret = sm.create_secret(
-        Name=f"pg/admin/{base}", SecretString=json.dumps({"username": "postgres", "password": ADMIN_PASSWORD}))
+    admin = admin_arn(sm, pg, base)
     pg_user(pg, base, "base-pass")
     with pg.admin() as c:
         c.execute(f'CREATE TABLE "{base}_orders" (id int)')
         c.execute(f'GRANT SELECT, INSERT ON "{base}_orders" TO "{base}"')
         c.execute(f'GRANT CREATE ON SCHEMA public TO "{base}"')
     name = f"pg/{base}"
-    sm.create_secret(Name=name, SecretString=secret_for(pg, base, "base-pass", masterarn=admin_secret["ARN"]))
+    sm.create_secret(Name=name, SecretString=secret_for(pg, base, "base-pass", masterarn=admin))
 
     rotate_and_wait(sm, name, PG_ALTERNATING)
     first = value(sm, name)
-    assert first["username"] == f"{base}_clone" and first["masterarn"] == admin_secret["ARN"]
+    assert first["username"] == f"{base}_clone" and first["masterarn"] == admin
     # The clone logs in, acts as the base role, and what it creates the base owns.
     with pg.connect(first["username"], first["password"]) as c:
         assert c.execute("SELECT current_user").fetchone()[0] == base
@@ -216,11 +222,10 @@ def test_postgres_alternating_users_keep_one_role(srv, sm, pg):
 
 def test_an_application_keeps_working_through_20_alternating_rotations(srv, sm, pg):
     base = new_name("loop_")
-    admin_secret = sm.create_secret(
-        Name=f"pg/admin/{base}", SecretString=json.dumps({"username": "postgres", "password": ADMIN_PASSWORD}))
+    admin = admin_arn(sm, pg, base)
     pg_user(pg, base, "loop-pass")
     name = f"pg/{base}"
-    sm.create_secret(Name=name, SecretString=secret_for(pg, base, "loop-pass", masterarn=admin_secret["ARN"]))
+    sm.create_secret(Name=name, SecretString=secret_for(pg, base, "loop-pass", masterarn=admin))
     sm.rotate_secret(SecretId=name, RotationLambdaARN=PG_ALTERNATING, RotateImmediately=False)
     wait_for(lambda: rotation_status(srv, name) is None, what="the first test-only rotation")
 
@@ -337,11 +342,10 @@ def test_mariadb_single_user_old_password_refused_new_accepted(srv, sm, maria, s
 
 def test_mariadb_alternating_users_share_grants(srv, sm, maria):
     base = new_name("ma_")
-    admin_secret = sm.create_secret(
-        Name=f"mariadb/admin/{base}", SecretString=json.dumps({"username": "admin", "password": ADMIN_PASSWORD}))
+    admin = admin_arn(sm, maria, base)
     maria_user(maria, base, "ma-first")
     name = f"mariadb/{base}"
-    sm.create_secret(Name=name, SecretString=secret_for(maria, base, "ma-first", masterarn=admin_secret["ARN"]))
+    sm.create_secret(Name=name, SecretString=secret_for(maria, base, "ma-first", masterarn=admin))
     rotate_and_wait(sm, name, MYSQL_ALTERNATING)
     first = value(sm, name)
     assert first["username"] == f"{base}_clone"
@@ -369,11 +373,10 @@ def test_mariadb_alternating_users_share_grants(srv, sm, maria):
 
 def test_mariadb_application_loop_through_alternating_rotations(srv, sm, maria):
     base = new_name("ml_")
-    admin_secret = sm.create_secret(
-        Name=f"mariadb/admin/{base}", SecretString=json.dumps({"username": "admin", "password": ADMIN_PASSWORD}))
+    admin = admin_arn(sm, maria, base)
     maria_user(maria, base, "ml-first")
     name = f"mariadb/{base}"
-    sm.create_secret(Name=name, SecretString=secret_for(maria, base, "ml-first", masterarn=admin_secret["ARN"]))
+    sm.create_secret(Name=name, SecretString=secret_for(maria, base, "ml-first", masterarn=admin))
     sm.rotate_secret(SecretId=name, RotationLambdaARN=MYSQL_ALTERNATING, RotateImmediately=False)
     wait_for(lambda: rotation_status(srv, name) is None, what="the first test-only rotation")
 
