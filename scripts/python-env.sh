@@ -24,6 +24,8 @@ REQS=(
   # Clients of the real databases the database rotator tests rotate.
   "psycopg[binary]==3.3.9"
   "PyMySQL==1.2.4"
+  # librdkafka, the independent Kafka client of the Kafka SCRAM tests.
+  "confluent-kafka==2.16.1"
 )
 STAMP_CONTENT="${REQS[*]}"
 STAMP="$VENV/.tumbler-requirements"

@@ -686,3 +686,13 @@ def maria():
     server = MariaDB()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """A real Apache Kafka broker on 127.0.0.1 for the session (tests/python/kafkabroker.py)."""
+    from kafkabroker import KafkaBroker
+
+    broker = KafkaBroker()
+    yield broker
+    broker.cleanup()

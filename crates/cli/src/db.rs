@@ -34,12 +34,12 @@ pub enum DbCommand {
 pub struct ConnArgs {
     /// The Tumbler server.
     #[arg(long, env = "TUMBLER_ENDPOINT_URL", default_value = "https://127.0.0.1:8443")]
-    endpoint_url: String,
+    pub endpoint_url: String,
     /// CA certificates (PEM) to trust besides the system's (the server's DIR/ca.pem).
     #[arg(long, env = "AWS_CA_BUNDLE")]
-    ca_bundle: Option<PathBuf>,
+    pub ca_bundle: Option<PathBuf>,
     #[arg(long, env = "AWS_REGION")]
-    region: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Args)]
@@ -174,14 +174,15 @@ pub fn run(cmd: DbCommand) -> Result<()> {
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let out = runtime.block_on(call(&conn, op, body))?;
+    let out = runtime.block_on(call(&conn, "tumbler", "TumblerDatabases", op, body))?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
-/// One signed TumblerDatabases call; an error answer becomes an error
-/// naming its code, as the aws CLI prints it.
-async fn call(conn: &ConnArgs, op: &str, body: Value) -> Result<Value> {
+/// One signed JSON call (`X-Amz-Target: <api>.<op>`, signed for
+/// `service`); an error answer becomes an error naming its code, as the
+/// aws CLI prints it.
+pub async fn call(conn: &ConnArgs, service: &str, api: &str, op: &str, body: Value) -> Result<Value> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &conn.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -199,7 +200,7 @@ async fn call(conn: &ConnArgs, op: &str, body: Value) -> Result<Value> {
     let identity = credentials.into();
     let body = body.to_string();
     let url = format!("{}/", conn.endpoint_url.trim_end_matches('/'));
-    let target = format!("TumblerDatabases.{op}");
+    let target = format!("{api}.{op}");
     let headers = [
         ("content-type", "application/x-amz-json-1.1"),
         ("x-amz-target", target.as_str()),
@@ -207,7 +208,7 @@ async fn call(conn: &ConnArgs, op: &str, body: Value) -> Result<Value> {
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region(&region)
-        .name("tumbler")
+        .name(service)
         .time(SystemTime::now())
         .settings(aws_sigv4::http_request::SigningSettings::default())
         .build()

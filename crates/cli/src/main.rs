@@ -5,6 +5,7 @@
 mod audit;
 mod db;
 mod init;
+mod kafka;
 mod policy;
 mod root;
 mod rotation;
@@ -55,6 +56,9 @@ enum Command {
     /// Databases whose master password Tumbler manages (through a running server).
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Kafka clusters whose SCRAM users follow associated secrets (through a running server).
+    #[command(subcommand)]
+    Kafka(kafka::KafkaCommand),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +178,11 @@ struct ServerArgs {
     #[arg(long, hide = true, env = "TUMBLER_ROTATION_LEASE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     rotation_lease_secs: u64,
+    /// Seconds between two reconciliations of every registered Kafka
+    /// cluster's SCRAM users with their associated secrets (drift repair).
+    #[arg(long, env = "TUMBLER_KAFKA_RECONCILE_INTERVAL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    kafka_reconcile_interval_secs: u64,
     /// CA certificates (PEM) the database rotators trust, besides the
     /// system's, for secrets with `sslmode` verify-full (or `ssl`: true).
     #[arg(long, value_name = "FILE", env = "TUMBLER_DATABASE_CA_FILE")]
@@ -202,10 +211,11 @@ fn main() -> Result<()> {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Rotation(cmd) => rotation::run(cmd),
         Command::Db(cmd) => db::run(cmd),
+        Command::Kafka(cmd) => kafka::run(cmd),
         Command::Rotators(RotatorsCommand::List) => {
             let runtime = tokio::runtime::Builder::new_current_thread().build()?;
             let tls = tumbler_databases::DatabaseTls::new(None).map_err(anyhow::Error::msg)?;
-            for r in builtin_rotators(tls, runtime.handle().clone()).iter() {
+            for r in builtin_rotators(tls, None, runtime.handle().clone()).iter() {
                 println!("{}\n    {}", r.arn(), r.description());
             }
             Ok(())
@@ -217,15 +227,18 @@ fn main() -> Result<()> {
     }
 }
 
-/// The rotators every server has: the random password and the databases'.
+/// The rotators every server has: the random password, the databases'
+/// and Kafka SCRAM's.
 fn builtin_rotators(
     database_tls: tumbler_databases::DatabaseTls,
+    kafka: Option<Arc<tumbler_kafka::KafkaService>>,
     runtime: tokio::runtime::Handle,
 ) -> tumbler_rotation::Rotators {
     let mut rotators = tumbler_rotation::Rotators::builtin();
     for rotator in tumbler_databases::rotators(database_tls, runtime) {
         rotators.add(rotator);
     }
+    rotators.add(Arc::new(tumbler_kafka::KafkaScramRotator::new(kafka)));
     rotators
 }
 
@@ -276,7 +289,19 @@ fn server(args: ServerArgs) -> Result<()> {
             }
         }
         .map_err(anyhow::Error::msg)?;
-        let mut rotators = builtin_rotators(database_tls.clone(), tokio::runtime::Handle::current());
+        let kafka = Arc::new(tumbler_kafka::KafkaService::new(
+            setup.secrets.clone(),
+            setup.store.clone(),
+            tokio::runtime::Handle::current(),
+            Arc::new(move |report: &tumbler_kafka::SyncReport<'_>| {
+                audited.then(|| tumbler_server::audit::kafka_sync_event(report))
+            }),
+        ));
+        let mut rotators = builtin_rotators(
+            database_tls.clone(),
+            Some(kafka.clone()),
+            tokio::runtime::Handle::current(),
+        );
         let endpoint = format!(
             "{scheme}://{}",
             if addr.ip().is_unspecified() {
@@ -319,9 +344,13 @@ fn server(args: ServerArgs) -> Result<()> {
         );
         let current_events = Arc::new(tumbler_server::events::CurrentEvents::default());
         let sink = current_events.clone();
+        let kafka_sink = kafka.clone();
         setup
             .secrets
-            .set_current_listener(Box::new(move |arn: &str, version: &str| sink.push(arn, version)));
+            .set_current_listener(Box::new(move |arn: &str, version: &str| {
+                sink.push(arn, version);
+                kafka_sink.current_changed(arn);
+            }));
         let metrics = Arc::new(tumbler_server::metrics::Metrics::new(
             rotation.clone(),
             setup.secrets.clone(),
@@ -334,6 +363,8 @@ fn server(args: ServerArgs) -> Result<()> {
         ));
         let state = Arc::new(tumbler_server::AppState {
             databases,
+            kafka,
+            kafka_reconcile_every: std::time::Duration::from_secs(args.kafka_reconcile_interval_secs),
             metrics,
             rotation,
             current_events,

@@ -16,6 +16,8 @@
 //! Pure: no I/O. aws-lc-rs is the crypto library; Argon2id (which it lacks)
 //! comes from RustCrypto's argon2.
 
+pub mod scram;
+
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::{hkdf, hmac};
 use tumbler_types::Sensitive;

@@ -32,8 +32,21 @@ const JSON: &str = "application/x-amz-json-1.1";
 const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 enum Protocol {
-    Json { service: &'static str, op: String },
-    Query { service: &'static str },
+    /// `api`: the X-Amz-Target prefix of Tumbler's own APIs, which share
+    /// the signing service `tumbler`.
+    Json {
+        service: &'static str,
+        api: &'static str,
+        op: String,
+    },
+    Query {
+        service: &'static str,
+    },
+    /// MSK's REST-JSON operations on `/v1/clusters/{clusterArn}/...`.
+    Rest {
+        op: &'static str,
+        cluster_arn: String,
+    },
 }
 
 /// A UUID-shaped request id. It only has to be unique, not secret, so it
@@ -143,6 +156,16 @@ fn json_error(e: &AwsError, request_id: &str) -> Response {
     r
 }
 
+/// REST-JSON errors: the code in `x-amzn-ErrorType`, `{"message"}` in the body.
+fn rest_error(e: &AwsError, request_id: &str) -> Response {
+    let body = serde_json::json!({"message": e.message}).to_string().into_bytes();
+    let mut r = base(e.status, request_id, "application/json", body);
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        r.headers_mut().insert(ERROR_TYPE, v);
+    }
+    r
+}
+
 fn query_error(service: &str, e: &AwsError, request_id: &str) -> Response {
     let xmlns = if service == "iam" {
         tumbler_wire::query::IAM_XMLNS
@@ -154,6 +177,10 @@ fn query_error(service: &str, e: &AwsError, request_id: &str) -> Response {
 }
 
 fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
+    if let Some(rest) = tumbler_kafka::service::route_rest(&parts.method, parts.uri.path()) {
+        let (op, cluster_arn) = rest?;
+        return Ok(Protocol::Rest { op, cluster_arn });
+    }
     if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target
             .to_str()
@@ -161,14 +188,16 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         if let Some(op) = target.strip_prefix(CLOUDTRAIL_TARGET) {
             return Ok(Protocol::Json {
                 service: "cloudtrail",
+                api: "",
                 op: op.to_owned(),
             });
         }
         let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
-        let service = match prefix {
-            "secretsmanager" => "secretsmanager",
-            "TrentService" => "kms",
-            "TumblerDatabases" => "tumbler",
+        let (service, api) = match prefix {
+            "secretsmanager" => ("secretsmanager", ""),
+            "TrentService" => ("kms", ""),
+            "TumblerDatabases" => ("tumbler", "TumblerDatabases"),
+            "TumblerKafka" => ("tumbler", "TumblerKafka"),
             _ => {
                 return Err(AwsError::unknown_operation(format!(
                     "The target '{target}' names a service this server does not provide."
@@ -177,6 +206,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         };
         return Ok(Protocol::Json {
             service,
+            api,
             op: op.to_owned(),
         });
     }
@@ -186,6 +216,15 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
         Some(s) if s == "secretsmanager" || s == "kms" || s == "tumbler" => Err(AwsError::unknown_operation(format!(
             "The request has no X-Amz-Target header naming a {s} operation."
         ))),
+        Some(s) if s == "kafka" => Err(AwsError::custom(
+            "BadRequestException",
+            404,
+            format!(
+                "{} {} is not an MSK operation this server provides.",
+                parts.method,
+                parts.uri.path()
+            ),
+        )),
         Some(s) if s == "iam" => Ok(Protocol::Query { service: "iam" }),
         _ => Ok(Protocol::Query { service: "sts" }),
     }
@@ -196,6 +235,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
 enum Format {
     Json,
     Query(&'static str),
+    Rest,
 }
 
 pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
@@ -232,6 +272,8 @@ pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming
         (Format::Json, Err(e)) => json_error(&e, &rid),
         (Format::Query(_), Ok(b)) => base(200, &rid, "text/xml", b),
         (Format::Query(service), Err(e)) => query_error(service, &e, &rid),
+        (Format::Rest, Ok(b)) => base(200, &rid, "application/json", b),
+        (Format::Rest, Err(e)) => rest_error(&e, &rid),
     }
 }
 
@@ -249,12 +291,15 @@ async fn call(
     let protocol = route(parts);
     let format = match &protocol {
         Ok(Protocol::Query { service }) => Format::Query(service),
+        Ok(Protocol::Rest { .. }) => Format::Rest,
+        _ if parts.uri.path().starts_with("/v1/") => Format::Rest,
         _ => Format::Json,
     };
     if let Some(e) = trail.event() {
         let (service, name) = match &protocol {
             Ok(Protocol::Json { service, op, .. }) => (*service, op.as_str()),
             Ok(Protocol::Query { service }) => (*service, ""),
+            Ok(Protocol::Rest { op, .. }) => ("kafka", *op),
             Err(_) => ("", ""),
         };
         if !service.is_empty() {
@@ -278,10 +323,11 @@ async fn call(
     };
     let service = match &protocol {
         Protocol::Json { service, .. } | Protocol::Query { service } => *service,
+        Protocol::Rest { .. } => "kafka",
     };
     let query_params = match protocol {
         Protocol::Query { .. } => Some(tumbler_wire::query::parse_params(parts.uri.query(), &body)),
-        Protocol::Json { .. } => None,
+        Protocol::Json { .. } | Protocol::Rest { .. } => None,
     };
     if let Some(e) = trail.event() {
         match &query_params {
@@ -298,8 +344,17 @@ async fn call(
                 e.request_parameters = audit::json_parameters(&body);
             }
             None if service == "tumbler" => {
-                e.read_only = tumbler_databases::registry::is_read_only(&e.event_name);
+                e.read_only = tumbler_databases::registry::is_read_only(&e.event_name)
+                    || tumbler_kafka::service::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
+            }
+            None if service == "kafka" => {
+                e.read_only = tumbler_kafka::service::is_read_only(&e.event_name);
+                let mut params = audit::json_parameters(&body).unwrap_or_else(|| serde_json::json!({}));
+                if let (Protocol::Rest { cluster_arn, .. }, Some(map)) = (&protocol, params.as_object_mut()) {
+                    map.insert("clusterArn".into(), serde_json::json!(cluster_arn));
+                }
+                e.request_parameters = Some(params);
             }
             None => {
                 e.read_only = tumbler_secrets::is_read_only(&e.event_name);
@@ -329,11 +384,29 @@ async fn call(
             Protocol::Json {
                 service: "cloudtrail",
                 op,
+                ..
             },
             _,
         ) => cloudtrail_call(state, &caller, info, &op, body).await,
-        (Protocol::Json { service: "kms", op }, _) => kms_call(state, &caller, info, op, body, journal).await,
-        (Protocol::Json { service: "tumbler", op }, _) => databases_call(state, &caller, info, op, body).await,
+        (Protocol::Json { service: "kms", op, .. }, _) => kms_call(state, &caller, info, op, body, journal).await,
+        (
+            Protocol::Json {
+                service: "tumbler",
+                api: "TumblerKafka",
+                op,
+            },
+            _,
+        ) => kafka_call(state, &caller, info, KafkaCall::Own(op), body).await,
+        (
+            Protocol::Json {
+                service: "tumbler", op, ..
+            },
+            _,
+        ) => databases_call(state, &caller, info, op, body).await,
+        (Protocol::Rest { op, cluster_arn }, _) => {
+            let query = parts.uri.query().map(str::to_owned);
+            kafka_call(state, &caller, info, KafkaCall::Msk { op, cluster_arn, query }, body).await
+        }
         (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
         (Protocol::Query { service }, Some(params)) => {
             query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
@@ -462,6 +535,47 @@ async fn databases_call(
             tracing::error!("operation panicked");
             Err(AwsError::internal("An internal error occurred. Try the request again."))
         })
+}
+
+enum KafkaCall {
+    /// `TumblerKafka.<op>`.
+    Own(String),
+    /// MSK's REST operations.
+    Msk {
+        op: &'static str,
+        cluster_arn: String,
+        query: Option<String>,
+    },
+}
+
+/// Kafka clusters and SCRAM associations; they talk to brokers, so they
+/// run on the blocking pool.
+async fn kafka_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    call: KafkaCall,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    let now = jiff::Timestamp::now();
+    let authorizer = Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now));
+    let ctx = tumbler_kafka::KafkaCtx {
+        account: caller.principal.account.clone(),
+        region: caller.region.clone(),
+        now,
+        authorizer: authorizer.clone(),
+        secrets_authorizer: authorizer,
+    };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || match call {
+        KafkaCall::Own(op) => s.kafka.call(&ctx, &op, &body),
+        KafkaCall::Msk { op, cluster_arn, query } => s.kafka.rest_call(&ctx, op, &cluster_arn, query.as_deref(), &body),
+    })
+    .await
+    .unwrap_or_else(|_| {
+        tracing::error!("operation panicked");
+        Err(AwsError::internal("An internal error occurred. Try the request again."))
+    })
 }
 
 /// CloudTrail's LookupEvents over the audit trail.

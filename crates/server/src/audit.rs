@@ -296,15 +296,73 @@ pub fn kms_service_event(row: &tumbler_store::KmsKeyRow, name: &str, event_id: S
     )
 }
 
+/// The event of one Kafka sync: which secrets' users were set on the
+/// cluster (or why not) and which users were deleted. No passwords.
+pub fn kafka_sync_event(report: &tumbler_kafka::SyncReport<'_>) -> AuditRecord {
+    let failed: Vec<&(String, String, Option<String>)> = report.secrets.iter().filter(|s| s.2.is_some()).collect();
+    let mut e = service_event_unsealed(
+        "kafka.amazonaws.com",
+        "SyncScramSecrets",
+        (report.region, report.account),
+        (report.cluster_arn, "AWS::MSK::Cluster"),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let secrets: Vec<Value> = report
+        .secrets
+        .iter()
+        .map(|(arn, user, error)| {
+            let mut v = serde_json::json!({"secretArn": arn, "username": user,
+                "status": if error.is_some() { "FAILED" } else { "SYNCED" }});
+            if let Some(error) = error {
+                v["error"] = Value::String(error.clone());
+            }
+            v
+        })
+        .collect();
+    e.request_parameters = Some(serde_json::json!({
+        "clusterArn": report.cluster_arn,
+        "scramSecrets": secrets,
+        "deletedUsers": report.deleted,
+    }));
+    for (arn, _, _) in &report.secrets {
+        e.resources.push(tumbler_audit::Resource {
+            arn: arn.clone(),
+            account_id: report.account.into(),
+            kind: Some("AWS::SecretsManager::Secret".into()),
+        });
+    }
+    if let Some((_, _, Some(first))) = failed.first() {
+        e.error_code = Some("ScramSyncFailed".into());
+        e.error_message = Some(format!(
+            "{} of {} users not synced: {first}",
+            failed.len(),
+            report.secrets.len()
+        ));
+    }
+    AuditRecord { json: e.to_json() }
+}
+
 /// A CloudTrail `AwsServiceEvent`: the service acting on one resource.
 fn service_event(
+    service: &str,
+    name: &str,
+    region_account: (&str, &str),
+    arn_kind: (&str, &str),
+    event_id: String,
+) -> AuditRecord {
+    AuditRecord {
+        json: service_event_unsealed(service, name, region_account, arn_kind, event_id).to_json(),
+    }
+}
+
+fn service_event_unsealed(
     service: &str,
     name: &str,
     (region, account): (&str, &str),
     (arn, kind): (&str, &str),
     event_id: String,
-) -> AuditRecord {
-    let e = AuditEvent {
+) -> AuditEvent {
+    AuditEvent {
         event_version: tumbler_audit::EVENT_VERSION.into(),
         user_identity: UserIdentity {
             kind: "AWSService".into(),
@@ -334,6 +392,5 @@ fn service_event(
         recipient_account_id: account.into(),
         event_category: "Management".into(),
         tls_details: None,
-    };
-    AuditRecord { json: e.to_json() }
+    }
 }

@@ -144,3 +144,9 @@ impl tumbler_databases::DatabaseAuthorizer for CallerAuthorizer {
         self.decide(action, resource, ContextKeys::new(), None, false)
     }
 }
+
+impl tumbler_kafka::KafkaAuthorizer for CallerAuthorizer {
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError> {
+        self.decide(action, resource, ContextKeys::new(), None, false)
+    }
+}

@@ -48,6 +48,10 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Database registrations with managed master passwords.
     pub databases: Arc<tumbler_databases::DatabaseService>,
+    /// Registered Kafka clusters and their SCRAM associations.
+    pub kafka: Arc<tumbler_kafka::KafkaService>,
+    /// How often every Kafka cluster's users are reconciled.
+    pub kafka_reconcile_every: Duration,
 }
 
 /// How long audit events are kept, and the chain key that signs the
@@ -123,6 +127,7 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(state.clone()));
     let rotations = tokio::spawn(state.rotation.clone().run(state.sweep_every));
+    let kafka_sync = tokio::spawn(state.kafka.clone().run(state.kafka_reconcile_every));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -197,6 +202,7 @@ pub async fn serve(
     drop(listener);
     sweeper.abort();
     rotations.abort();
+    kafka_sync.abort();
     tracing::info!("shutting down: waiting for in-flight requests");
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await

@@ -600,6 +600,8 @@ pub trait Store: Send + Sync + 'static {
     fn resource(&self, arn: &str) -> Result<Option<ResourceRow>>;
     /// An account's resources of one kind in a region, by name.
     fn resources(&self, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>>;
+    /// Every resource of `kind`, in every account and region (background work).
+    fn resources_of_kind(&self, kind: &str) -> Result<Vec<ResourceRow>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

@@ -256,6 +256,10 @@ impl Store for SqliteStore {
         self.read(|c| read::resources(c, kind, account, region))
     }
 
+    fn resources_of_kind(&self, kind: &str) -> Result<Vec<ResourceRow>> {
+        self.read(|c| read::resources_of_kind(c, kind))
+    }
+
     fn rotation_counts(&self) -> Result<RotationCounts> {
         self.read(|c| {
             let mut stmt = c

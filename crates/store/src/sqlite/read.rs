@@ -608,3 +608,13 @@ pub(crate) fn resources(conn: &Connection, kind: &str, account: &str, region: &s
     let rows = stmt.query_map([kind, account, region], resource_row).map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
+
+pub(crate) fn resources_of_kind(conn: &Connection, kind: &str) -> Result<Vec<ResourceRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE kind = ?1 ORDER BY account, region, name"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map([kind], resource_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}

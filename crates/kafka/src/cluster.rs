@@ -1,0 +1,127 @@
+//! A registered Kafka cluster as stored: the resource row's `meta`, which
+//! only this crate reads. The associations live in the same document, so
+//! a batch of them changes atomically (the row's revision guards it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::Target;
+
+pub const KIND: &str = "kafka-cluster";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: String,
+    pub id: String,
+    pub bootstrap_servers: Vec<String>,
+    /// SASL_SSL or SASL_PLAINTEXT.
+    pub security_protocol: String,
+    /// The secret holding the admin user Tumbler logs in as.
+    pub admin_secret_arn: String,
+    /// The CA that signed the brokers' certificates (PEM); the system's
+    /// roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    pub iterations: u32,
+    /// Secret ARN → association.
+    #[serde(default)]
+    pub associations: BTreeMap<String, Association>,
+    /// Users Tumbler has set a credential for and not deleted since: the
+    /// only users it ever deletes.
+    #[serde(default)]
+    pub owned_users: BTreeSet<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Associated; the broker has not been told yet.
+    Pending,
+    /// The broker holds the credential of `synced_version`.
+    Synced,
+    /// The last attempt failed (`last_error`); the reconciler retries.
+    Failed,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "PENDING",
+            SyncStatus::Synced => "SYNCED",
+            SyncStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Association {
+    pub username: String,
+    pub associated_ms: i64,
+    pub status: SyncStatus,
+    /// The secret version whose password the broker holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Cluster {
+    pub fn arn(region: &str, account: &str, name: &str, id: &str) -> String {
+        format!("arn:aws:kafka:{region}:{account}:cluster/{name}/{id}")
+    }
+
+    pub fn uses_tls(&self) -> bool {
+        self.security_protocol == "SASL_SSL"
+    }
+
+    /// How to reach it: TLS trusting its CA (or the system's roots).
+    pub fn target(&self) -> Result<Target, String> {
+        let tls = if self.uses_tls() {
+            Some(Arc::new(tls_config(self.ca_pem.as_deref())?))
+        } else {
+            None
+        };
+        Ok(Target {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            tls,
+        })
+    }
+}
+
+/// A TLS client configuration trusting `ca_pem`, or the system's roots.
+pub fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
+            if certs.is_empty() {
+                return Err("the CA certificate PEM holds no certificate".into());
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
