@@ -32,7 +32,8 @@ REAUTH_MS = 4000
 
 
 class KafkaBroker:
-    def __init__(self) -> None:
+    def __init__(self, overrides: dict | None = None) -> None:
+        self.overrides = overrides or {}
         libs = subprocess.run(
             [str(REPO / "scripts" / "install-kafka")], check=True, capture_output=True, text=True
         ).stdout.strip()
@@ -103,6 +104,7 @@ class KafkaBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
+            **self.overrides,
         }
         self.config = self.dir / "server.properties"
         # Values go in as they are: a properties file treats `\` as an
