@@ -528,3 +528,85 @@ def test_iam_denies_kafka_calls_without_permission(srv, sm, key, cluster):
     err = e.value.response["Error"]
     assert err["Code"] == "ForbiddenException" and e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert name in err["Message"] and "kafka:BatchAssociateScramSecret" in err["Message"]
+
+
+def test_a_user_left_behind_by_a_failed_disassociation_is_deleted_later(srv, sm, msk, key, kafka):
+    """The broker cannot be told at disassociation (here: a wrong admin
+    password); the user Tumbler set stays owned, and the reconciler deletes
+    it once it can. A user Tumbler never set is left alone all along."""
+    out, admin = register(srv, sm, kafka, f"leftover-{uuid.uuid4().hex[:6]}")
+    assert out.returncode == 0, out.stderr
+    cluster = json.loads(out.stdout)["Cluster"]["ClusterArn"]
+    arn, user, password = new_user(sm, key)
+    assert associate(msk, cluster, arn) == []
+    kafka.set_scram_user("bystander", "pw-bystander-1")
+    sm.put_secret_value(SecretId=admin, SecretString=json.dumps({"username": ADMIN_USER, "password": "wrong"}))
+    assert msk.batch_disassociate_scram_secret(ClusterArn=cluster, SecretArnList=[arn])["UnprocessedScramSecrets"] == []
+    assert kafka.can_login(user, password), "the broker could not be told yet"
+    sm.put_secret_value(SecretId=admin, SecretString=json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
+    wait_for(lambda: user not in kafka.scram_users(), timeout=20, what="the reconciler's deletion")
+    assert not kafka.can_login(user, password)
+    assert "bystander" in kafka.scram_users()
+
+
+class ApiAnswer:
+    def __init__(self, status: int, body: bytes):
+        self.status, self.body = status, body
+        self.json = json.loads(body) if body else {}
+        # Modeled errors say "Message", the others "message", as AWS's JSON does.
+        if status >= 400:
+            self.json["message"] = self.json.get("message") or self.json.get("Message") or ""
+
+
+def kafka_api(srv, op: str, body, **kw) -> ApiAnswer:
+    r = raw_request(srv, f"TumblerKafka.{op}", body, service="tumbler", **kw)
+    return ApiAnswer(r.status, r.body)
+
+
+def test_tumbler_kafka_api_refuses_hostile_input(srv, sm, msk, key, cluster):
+    for body in ["{", "[]", '{"ClusterName": 7}', '{"BootstrapServers": "a:1"}', b"\xff\xfe"]:
+        r = kafka_api(srv, "RegisterCluster", body)
+        assert r.status == 400, (body, r.status, r.body)
+        assert r.json["__type"] in ("SerializationException", "InvalidParameterException"), r.body
+    r = kafka_api(srv, "RegisterCluster", {"ClusterName": "big", "BootstrapServers": ["h:1"] * 33,
+                                           "AdminSecretId": "x"})
+    assert r.status == 400 and "1 to 32" in r.json["message"]
+    r = kafka_api(srv, "RegisterCluster", {"ClusterName": "x" * 65, "BootstrapServers": ["h:1"], "AdminSecretId": "x"})
+    assert r.status == 400 and "ClusterName" in r.json["message"]
+    r = kafka_api(srv, "RegisterCluster", {"ClusterName": "pem", "BootstrapServers": ["h:1"], "AdminSecretId": "x",
+                                           "SecurityProtocol": "SASL_SSL", "CaCertificate": "not a pem"})
+    assert r.status == 400 and "CaCertificate" in r.json["message"]
+    r = kafka_api(srv, "NoSuchOperation", {})
+    assert r.status == 400 and r.json["__type"] == "UnknownOperationException"
+    r = kafka_api(srv, "DescribeCluster", {"ClusterArn": f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/x/y"})
+    assert r.status == 400 and r.json["__type"] == "ResourceNotFoundException"
+    r = kafka_api(srv, "DescribeCluster", {})
+    assert r.status == 400 and "ClusterArn is required" in r.json["message"]
+    # A cluster with associations is not forgotten by accident.
+    assert associate(msk, cluster, new_user(sm, key)[0]) == []
+    r = kafka_api(srv, "DeregisterCluster", {"ClusterArn": cluster})
+    assert r.status == 400 and r.json["__type"] == "InvalidRequestException" and "disassociate" in r.json["message"]
+    r = kafka_api(srv, "ListClusters", {}, sign=False)
+    assert r.status in (400, 403) and r.status != 500
+
+
+def test_registering_needs_permission_and_a_readable_admin_secret(srv, sm, kafka):
+    iam = make_client(srv, "iam")
+    name = f"kafka-nobody-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="register-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "tumbler:RegisterCluster", "Resource": "*"}],
+    }))
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    admin = sm.create_secret(Name=f"kafka-admin-{uuid.uuid4().hex[:8]}",
+                             SecretString=json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))["ARN"]
+    body = {"ClusterName": "sneaky", "BootstrapServers": [kafka.bootstrap], "SecurityProtocol": "SASL_PLAINTEXT",
+            "AdminSecretId": admin}
+    r = kafka_api(srv, "RegisterCluster", body, access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"])
+    # Allowed to register, but not to read the admin secret it names.
+    assert r.status == 400 and r.json["__type"] == "AccessDeniedException", r.body
+    assert "secretsmanager:GetSecretValue" in r.json["message"]
+    r = kafka_api(srv, "ListClusters", {}, access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"])
+    assert r.status == 400 and r.json["__type"] == "AccessDeniedException"
+    assert name in r.json["message"] and "tumbler:ListClusters" in r.json["message"]
