@@ -23,6 +23,7 @@ from conftest import (
     raw_request,
     run_aws,
     run_tumbler,
+    scrape_metrics,
     start_server,
     wait_for,
 )
@@ -489,6 +490,7 @@ def test_a_failing_sync_is_visible_and_repaired(srv, sm, msk, key, kafka, tmp_pa
     assert state["SyncStatus"] == "FAILED" and "authentication failed" in state["LastError"], state
     status = run_tumbler("kafka", "status", "--cluster", cluster, env=cli_env(srv))
     assert status.returncode == 2 and "FAILED" in status.stdout and "authentication failed" in status.stdout
+    assert scrape_metrics(srv)['tumbler_kafka_scram_secrets{status="failed"}'] >= 1
     assert not kafka.can_login(user, password)
 
     sm.put_secret_value(SecretId=admin, SecretString=json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
@@ -610,3 +612,26 @@ def test_registering_needs_permission_and_a_readable_admin_secret(srv, sm, kafka
     r = kafka_api(srv, "ListClusters", {}, access_key=k["AccessKeyId"], secret_key=k["SecretAccessKey"])
     assert r.status == 400 and r.json["__type"] == "AccessDeniedException"
     assert name in r.json["message"] and "tumbler:ListClusters" in r.json["message"]
+
+
+def test_deleting_an_associated_secret_removes_its_user(srv, sm, msk, key, cluster, kafka):
+    """Scheduled for deletion, the secret can come back, so its user stays
+    (its sync fails and says why); deleted for good, the reconciler deletes
+    the user and the association."""
+    arn, user, password = new_user(sm, key)
+    assert associate(msk, cluster, arn) == []
+    synced_at = association(srv, cluster, arn)["LastSyncDate"]
+    sm.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    def failed_again():
+        a = association(srv, cluster, arn)
+        return a if a.get("LastSyncDate", 0) > synced_at else None
+
+    state = wait_for(failed_again, timeout=20, what="the reconciler")
+    assert state["SyncStatus"] == "FAILED" and "marked for deletion" in state["LastError"], state
+    assert kafka.can_login(user, password)
+    sm.restore_secret(SecretId=arn)
+    sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    wait_for(lambda: arn not in msk.list_scram_secrets(ClusterArn=cluster)["SecretArnList"], timeout=20,
+             what="the association's removal")
+    assert user not in kafka.scram_users()
+    assert not kafka.can_login(user, password)

@@ -354,6 +354,7 @@ fn server(args: ServerArgs) -> Result<()> {
         let metrics = Arc::new(tumbler_server::metrics::Metrics::new(
             rotation.clone(),
             setup.secrets.clone(),
+            kafka.clone(),
         ));
         let databases = Arc::new(tumbler_databases::DatabaseService::new(
             setup.secrets.clone(),

@@ -31,6 +31,8 @@ pub const DEFAULT_ITERATIONS: u32 = 8192;
 /// MSK's limits.
 pub const MAX_SECRETS_PER_CALL: usize = 10;
 pub const MAX_USERS_PER_CLUSTER: usize = 1000;
+/// How a sync's read of a secret that no longer exists begins.
+const GONE: &str = "ResourceNotFoundException:";
 /// Users per AlterUserScramCredentials request.
 const ALTER_BATCH: usize = 100;
 /// The longest one sync may talk to a cluster.
@@ -845,6 +847,13 @@ impl KafkaService {
             }
             let (version, secret) = match self.current_value(ctx, arn) {
                 Ok(v) => v,
+                // Deleted for good: its user goes (below) and so does the
+                // association (in `record`). A secret only scheduled for
+                // deletion keeps both, as it can be restored.
+                Err(e) if e.starts_with(GONE) => {
+                    read_failures.push((arn.clone(), e));
+                    continue;
+                }
                 Err(e) => {
                     read_failures.push((arn.clone(), e));
                     users_taken.insert(a.username.clone(), arn.clone());
@@ -924,18 +933,26 @@ impl KafkaService {
         Ok((pushed, read_failures, deleted))
     }
 
-    /// Whether `version` is the secret's AWSPENDING: a rotation set it on
-    /// the broker and has not finished; the reconciler leaves it alone.
+    /// Whether `version` is the AWSPENDING of a rotation still under way:
+    /// its setSecret put that password on the broker, and finishSecret
+    /// will make it current, so the reconciler leaves it alone. Once the
+    /// rotation has given up, AWSCURRENT is put back.
     fn is_pending(&self, ctx: &Ctx, arn: &str, version: Option<&str>) -> bool {
         let Some(version) = version else { return false };
-        self.secrets_call(
-            ctx,
-            "GetSecretValue",
-            json!({"SecretId": arn, "VersionStage": "AWSPENDING"}),
-        )
-        .ok()
-        .and_then(|v| v.get("VersionId").and_then(Value::as_str).map(|id| id == version))
-        .unwrap_or(false)
+        let Ok(described) = self.secrets_call(ctx, "DescribeSecret", json!({"SecretId": arn})) else {
+            return false;
+        };
+        let pending = described
+            .pointer(&format!("/VersionIdsToStages/{version}"))
+            .and_then(Value::as_array)
+            .is_some_and(|stages| stages.iter().any(|s| s == "AWSPENDING"));
+        let running = matches!(
+            described
+                .pointer("/TumblerRotationStatus/State")
+                .and_then(Value::as_str),
+            Some("Rotating" | "Retrying")
+        );
+        pending && running
     }
 
     /// A secret's AWSCURRENT version id and value.
@@ -970,6 +987,9 @@ impl KafkaService {
                 let Some(a) = c.associations.get_mut(&w.secret_arn) else {
                     continue;
                 };
+                if outcome.is_some() && a.status == SyncStatus::Failed && &a.last_error == outcome {
+                    continue;
+                }
                 a.last_sync_ms = Some(now);
                 match outcome {
                     None => {
@@ -991,7 +1011,22 @@ impl KafkaService {
                 }
             }
             for (arn, e) in &read_failures {
+                if e.starts_with(GONE) {
+                    if let Some(a) = c.associations.remove(arn) {
+                        report.push((
+                            arn.clone(),
+                            a.username,
+                            Some(format!("the association is removed: {e}")),
+                        ));
+                    }
+                    continue;
+                }
                 if let Some(a) = c.associations.get_mut(arn) {
+                    // The same failure again changes nothing (and is not
+                    // audited again every reconciliation).
+                    if a.status == SyncStatus::Failed && a.last_error.as_ref() == Some(e) {
+                        continue;
+                    }
                     a.status = SyncStatus::Failed;
                     a.last_error = Some(e.clone());
                     a.last_sync_ms = Some(now);
@@ -1045,6 +1080,9 @@ impl KafkaService {
             let before = cluster.associations.clone();
             let owned_before = cluster.owned_users.clone();
             change(&mut cluster);
+            if cluster.associations == before && cluster.owned_users == owned_before {
+                return Ok(());
+            }
             let report = SyncReport {
                 account: &row.account,
                 region: &row.region,
@@ -1057,6 +1095,19 @@ impl KafkaService {
                         let error = (a.status == SyncStatus::Failed).then(|| a.last_error.clone().unwrap_or_default());
                         (k.clone(), a.username.clone(), error)
                     })
+                    // Associations the sync removed (their secret is gone).
+                    .chain(
+                        before
+                            .iter()
+                            .filter(|(k, _)| !cluster.associations.contains_key(*k))
+                            .map(|(k, a)| {
+                                (
+                                    k.clone(),
+                                    a.username.clone(),
+                                    Some("the secret was deleted; the association is removed".into()),
+                                )
+                            }),
+                    )
                     .collect(),
                 deleted: owned_before.difference(&cluster.owned_users).cloned().collect(),
             };
@@ -1082,6 +1133,9 @@ impl KafkaService {
         };
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A reconciliation waiting on a dead cluster must not hold up the
+        // changes of the others: it runs on its own, one at a time.
+        let reconciling = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             tokio::select! {
                 first = changed.recv() => {
@@ -1094,8 +1148,14 @@ impl KafkaService {
                     let _ = tokio::task::spawn_blocking(move || s.sync_changed(&arns)).await;
                 }
                 _ = tick.tick() => {
-                    let s = self.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.reconcile_all()).await;
+                    if reconciling.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        continue;
+                    }
+                    let (s, done) = (self.clone(), reconciling.clone());
+                    tokio::task::spawn_blocking(move || {
+                        s.reconcile_all();
+                        done.store(false, std::sync::atomic::Ordering::Release);
+                    });
                 }
             }
         }
@@ -1120,6 +1180,25 @@ impl KafkaService {
                 self.sync(&row.arn, Scope::Only(&mine));
             }
         }
+    }
+
+    /// Associations in each sync state, over every cluster (for /metrics):
+    /// (synced, pending, failed).
+    pub fn sync_counts(&self) -> (u64, u64, u64) {
+        let mut counts = (0, 0, 0);
+        for row in self.store.resources_of_kind(KIND).unwrap_or_default() {
+            let Ok(cluster) = serde_json::from_str::<Cluster>(&row.meta) else {
+                continue;
+            };
+            for a in cluster.associations.values() {
+                match a.status {
+                    SyncStatus::Synced => counts.0 += 1,
+                    SyncStatus::Pending => counts.1 += 1,
+                    SyncStatus::Failed => counts.2 += 1,
+                }
+            }
+        }
+        counts
     }
 
     /// Compare every cluster with its associations and repair the drift.

@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format: how rotations are going
-//! (what operators alert on: `tumbler_secrets_rotation_failed > 0`) and
-//! how requests are answered. Aggregates only: no secret name, ARN or
+//! (what operators alert on: `tumbler_secrets_rotation_failed > 0`), how
+//! Kafka users are synced (`tumbler_kafka_scram_secrets{status="failed"} > 0`)
+//! and how requests are answered. Aggregates only: no secret name, ARN or
 //! principal appears, so the endpoint needs no credentials, as
 //! Prometheus scrapers expect.
 
@@ -25,7 +26,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(engine: Arc<Engine>, secrets: Arc<SecretsService>) -> Metrics {
+    pub fn new(engine: Arc<Engine>, secrets: Arc<SecretsService>, kafka: Arc<tumbler_kafka::KafkaService>) -> Metrics {
         let mut registry = Registry::default();
         let responses = Family::<[(&'static str, u16); 1], Counter>::default();
         registry.register(
@@ -34,6 +35,7 @@ impl Metrics {
             responses.clone(),
         );
         registry.register_collector(Box::new(RotationCollector { engine, secrets }));
+        registry.register_collector(Box::new(KafkaCollector(kafka)));
         Metrics { registry, responses }
     }
 
@@ -126,5 +128,31 @@ impl Collector for RotationCollector {
             "Secrets whose last rotation was given up after every attempt failed",
             n(counts.failed),
         )
+    }
+}
+
+/// Kafka SCRAM associations by sync state, over every registered cluster.
+struct KafkaCollector(Arc<tumbler_kafka::KafkaService>);
+
+impl fmt::Debug for KafkaCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KafkaCollector")
+    }
+}
+
+impl Collector for KafkaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let (synced, pending, failed) = self.0.sync_counts();
+        let mut family = encoder.encode_descriptor(
+            "tumbler_kafka_scram_secrets",
+            "Secrets associated with Kafka clusters, by the state of their user on the brokers",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (status, count) in [("synced", synced), ("pending", pending), ("failed", failed)] {
+            ConstGauge::new(i64::try_from(count).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&[("status", status)])?)?;
+        }
+        Ok(())
     }
 }
