@@ -201,8 +201,17 @@ struct ServerArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // The server logs what it does; the client commands (`tumbler db`,
+    // `tumbler kafka`, ...) print their answer and only warnings besides.
+    let default_filter = if matches!(cli.command, Command::Server(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
