@@ -31,6 +31,8 @@ pub const DEFAULT_ITERATIONS: u32 = 8192;
 /// MSK's limits.
 pub const MAX_SECRETS_PER_CALL: usize = 10;
 pub const MAX_USERS_PER_CLUSTER: usize = 1000;
+/// MSK's errorCode for a secret it cannot associate.
+const INVALID_SECRET: &str = "InvalidSecretArn";
 /// How a sync's read of a secret that no longer exists begins.
 const GONE: &str = "ResourceNotFoundException:";
 /// Users per AlterUserScramCredentials request.
@@ -538,7 +540,9 @@ impl KafkaService {
     }
 
     /// MSK's rules for one secret: (its ARN, its username) or
-    /// (errorCode, errorMessage).
+    /// (errorCode, errorMessage). MSK answers every such refusal with the
+    /// code `InvalidSecretArn` (tools match on it); the message says which
+    /// rule, in MSK's words where they are known.
     fn check_associable(
         &self,
         ctx: &KafkaCtx,
@@ -546,13 +550,13 @@ impl KafkaService {
         cluster: &ResourceRow,
         given: &str,
     ) -> Result<(String, String), (&'static str, String)> {
+        let refuse = |message: String| (INVALID_SECRET, message);
         let parts: Vec<&str> = given.splitn(7, ':').collect();
         if parts.len() != 7 || parts[2] != "secretsmanager" || parts[5] != "secret" {
-            return Err(("InvalidSecretArn", format!("{given} is not a secret ARN.")));
+            return Err(refuse(format!("{given} is not a secret ARN.")));
         }
         if parts[3] != cluster.region || parts[4] != cluster.account {
-            return Err((
-                "SecretInDifferentAccountOrRegion",
+            return Err(refuse(
                 "The secret must be in the same account and region as the cluster.".into(),
             ));
         }
@@ -560,13 +564,19 @@ impl KafkaService {
         // cluster, so the caller must be able to read it.
         let value = self
             .secrets_call(caller, "GetSecretValue", json!({"SecretId": given}))
-            .map_err(|e| (e.code, e.message))?;
+            .map_err(|e| {
+                refuse(format!(
+                    "Amazon MSK wasn't able to access the provided secret: {}: {}",
+                    e.code, e.message
+                ))
+            })?;
         let arn = value.get("ARN").and_then(Value::as_str).unwrap_or(given).to_owned();
         let name = value.get("Name").and_then(Value::as_str).unwrap_or_default();
         if !name.starts_with("AmazonMSK_") {
-            return Err((
-                "InvalidSecretName",
-                format!("The secret's name ({name}) must start with AmazonMSK_."),
+            return Err(refuse(
+                "The provided secret arn cannot be used with Amazon MSK. Secret names must have the prefix \
+                 'AmazonMSK_'."
+                    .into(),
             ));
         }
         let described = self
@@ -575,18 +585,17 @@ impl KafkaService {
                 "DescribeSecret",
                 json!({"SecretId": arn}),
             )
-            .map_err(|e| (e.code, e.message))?;
+            .map_err(|e| refuse(format!("{}: {}", e.code, e.message)))?;
         let key = described.get("KmsKeyId").and_then(Value::as_str).unwrap_or_default();
         if key.is_empty() || key == "alias/aws/secretsmanager" || key.ends_with(":alias/aws/secretsmanager") {
-            return Err((
-                "InvalidKmsKey",
+            return Err(refuse(
                 "The secret is encrypted with the default key aws/secretsmanager; associate only secrets \
                  encrypted with a customer managed KMS key."
                     .into(),
             ));
         }
         let secret = ScramSecret::parse(value.get("SecretString").and_then(Value::as_str).unwrap_or_default())
-            .map_err(|e| ("InvalidSecretValue", e))?;
+            .map_err(|e| refuse(format!("The secret's value is not usable: {e}.")))?;
         Ok((arn, secret.username))
     }
 
