@@ -33,11 +33,7 @@ const PASSWORD_LENGTH: u32 = 28;
 const EXCLUDE: &str = ":/@\"'\\`";
 
 /// Who may do what: answered by the identity layer for the caller.
-pub trait DatabaseAuthorizer: Send + Sync {
-    /// Allow `action` (`tumbler:RegisterDatabase`, ...) on `resource`, or
-    /// AccessDeniedException saying who, what, where and why.
-    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError>;
-}
+pub use tumbler_secrets::ActionAuthorizer as DatabaseAuthorizer;
 
 /// One call's caller.
 pub struct DbCtx {

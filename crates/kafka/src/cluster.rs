@@ -96,32 +96,5 @@ impl Cluster {
 
 /// A TLS client configuration trusting `ca_pem`, or the system's roots.
 pub fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("the CA certificate PEM holds no certificate".into());
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    tumbler_rotation::client_tls_config(ca_pem.map(str::as_bytes), "the CA certificate")
 }

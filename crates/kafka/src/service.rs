@@ -41,11 +41,7 @@ const ALTER_BATCH: usize = 100;
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who may do what: answered by the identity layer for the caller.
-pub trait KafkaAuthorizer: Send + Sync {
-    /// Allow `action` (`kafka:BatchAssociateScramSecret`, ...) on `resource`,
-    /// or AccessDeniedException saying who, what, where and why.
-    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError>;
-}
+pub use tumbler_secrets::ActionAuthorizer as KafkaAuthorizer;
 
 /// One call's caller.
 pub struct KafkaCtx {
@@ -623,7 +619,21 @@ impl KafkaService {
 
     /// Read-modify-write of a cluster's document, retried on a concurrent
     /// change. `change` returns what the caller needs from the last try.
-    fn update<T>(&self, arn: &str, mut change: impl FnMut(&mut Cluster) -> T) -> Result<T, AwsError> {
+    fn update<T>(&self, arn: &str, change: impl FnMut(&mut Cluster) -> T) -> Result<T, AwsError> {
+        self.update_doc(arn, false, change)
+    }
+
+    /// `update`, with the sync's audit event in the same write.
+    fn update_with_audit(&self, arn: &str, change: impl FnMut(&mut Cluster)) -> Result<(), AwsError> {
+        self.update_doc(arn, true, change)
+    }
+
+    fn update_doc<T>(
+        &self,
+        arn: &str,
+        audited: bool,
+        mut change: impl FnMut(&mut Cluster) -> T,
+    ) -> Result<T, AwsError> {
         for _ in 0..20 {
             let row = self
                 .store
@@ -632,12 +642,29 @@ impl KafkaService {
                 .ok_or_else(|| not_found("The cluster was deregistered."))?;
             let mut cluster: Cluster =
                 serde_json::from_str(&row.meta).map_err(|_| AwsError::internal("a cluster did not parse"))?;
+            let before = cluster.associations.clone();
+            let owned_before = cluster.owned_users.clone();
             let out = change(&mut cluster);
+            if cluster.associations == before && cluster.owned_users == owned_before {
+                return Ok(out);
+            }
+            let event = if audited {
+                let report = SyncReport {
+                    account: &row.account,
+                    region: &row.region,
+                    cluster_arn: &row.arn,
+                    secrets: sync_changes(&before, &cluster.associations),
+                    deleted: owned_before.difference(&cluster.owned_users).cloned().collect(),
+                };
+                (self.audit)(&report)
+            } else {
+                None
+            };
             let next = ResourceRow {
                 meta: serde_json::to_string(&cluster).unwrap_or_default(),
                 ..row
             };
-            match self.store.apply(vec![Write::UpdateResource(next)]) {
+            match self.store.apply_with_event(vec![Write::UpdateResource(next)], event) {
                 Ok(_) => return Ok(out),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(store_err(e)),
@@ -772,6 +799,29 @@ fn describe(row: &ResourceRow, c: &Cluster, associations: bool) -> Value {
         out["ScramSecrets"] = json!(list);
     }
     out
+}
+
+/// What a sync changed, for its audit event: (secret ARN, username, error)
+/// for each association it touched, and each it removed.
+fn sync_changes(
+    before: &BTreeMap<String, Association>,
+    after: &BTreeMap<String, Association>,
+) -> Vec<(String, String, Option<String>)> {
+    let touched = after
+        .iter()
+        .filter(|(k, a)| before.get(*k).map(|b| b.last_sync_ms) != Some(a.last_sync_ms))
+        .map(|(k, a)| {
+            let error = (a.status == SyncStatus::Failed).then(|| a.last_error.clone().unwrap_or_default());
+            (k.clone(), a.username.clone(), error)
+        });
+    let removed = before.iter().filter(|(k, _)| !after.contains_key(*k)).map(|(k, a)| {
+        (
+            k.clone(),
+            a.username.clone(),
+            Some("the secret was deleted; the association is removed".to_owned()),
+        )
+    });
+    touched.chain(removed).collect()
 }
 
 /// Which associations a sync pushes.
@@ -1074,64 +1124,6 @@ impl KafkaService {
             .map(|(arn, _)| (arn.clone(), error.to_owned()))
             .collect();
         self.record(row, Vec::new(), failures, Vec::new());
-    }
-
-    /// `update`, with the sync's audit event in the same write.
-    fn update_with_audit(&self, arn: &str, mut change: impl FnMut(&mut Cluster)) -> Result<(), AwsError> {
-        for _ in 0..20 {
-            let row = self
-                .store
-                .resource(arn)
-                .map_err(store_err)?
-                .ok_or_else(|| not_found("The cluster was deregistered."))?;
-            let mut cluster: Cluster =
-                serde_json::from_str(&row.meta).map_err(|_| AwsError::internal("a cluster did not parse"))?;
-            let before = cluster.associations.clone();
-            let owned_before = cluster.owned_users.clone();
-            change(&mut cluster);
-            if cluster.associations == before && cluster.owned_users == owned_before {
-                return Ok(());
-            }
-            let report = SyncReport {
-                account: &row.account,
-                region: &row.region,
-                cluster_arn: &row.arn,
-                secrets: cluster
-                    .associations
-                    .iter()
-                    .filter(|(k, a)| before.get(*k).map(|b| b.last_sync_ms) != Some(a.last_sync_ms))
-                    .map(|(k, a)| {
-                        let error = (a.status == SyncStatus::Failed).then(|| a.last_error.clone().unwrap_or_default());
-                        (k.clone(), a.username.clone(), error)
-                    })
-                    // Associations the sync removed (their secret is gone).
-                    .chain(
-                        before
-                            .iter()
-                            .filter(|(k, _)| !cluster.associations.contains_key(*k))
-                            .map(|(k, a)| {
-                                (
-                                    k.clone(),
-                                    a.username.clone(),
-                                    Some("the secret was deleted; the association is removed".into()),
-                                )
-                            }),
-                    )
-                    .collect(),
-                deleted: owned_before.difference(&cluster.owned_users).cloned().collect(),
-            };
-            let event = (self.audit)(&report);
-            let next = ResourceRow {
-                meta: serde_json::to_string(&cluster).unwrap_or_default(),
-                ..row
-            };
-            match self.store.apply_with_event(vec![Write::UpdateResource(next)], event) {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(AwsError::internal("the cluster kept changing"))
     }
 
     /// The background work: push AWSCURRENT changes of associated secrets

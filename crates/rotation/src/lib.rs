@@ -25,7 +25,7 @@ use tumbler_wire::AwsError;
 
 pub use command::CommandRotator;
 pub use random_password::RandomPassword;
-pub use webhook::WebhookRotator;
+pub use webhook::{WebhookRotator, client_tls_config};
 
 /// The four steps, named as on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

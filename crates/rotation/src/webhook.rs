@@ -156,18 +156,33 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let pem = match ca {
+        Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+        None => None,
+    };
+    let source = ca.map(|p| p.display().to_string()).unwrap_or_default();
+    client_tls_config(pem.as_deref(), &source)
+}
+
+/// A TLS client configuration trusting the CA certificates in `ca_pem`
+/// (named `source` in errors), or the system's roots when there is none.
+/// Shared by the outbound clients of built-in integrations.
+pub fn client_tls_config(ca_pem: Option<&[u8]>, source: &str) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let certs =
-                CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match ca_pem {
+        Some(pem) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{source} holds a bad certificate: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("{source} holds no PEM certificate"));
+            }
             for cert in certs {
-                let cert = cert.map_err(|e| format!("{} holds a bad certificate: {e}", path.display()))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("{} holds a bad certificate: {e}", path.display()))?;
+                    .map_err(|e| format!("{source} holds a bad certificate: {e}"))?;
             }
         }
         None => {

@@ -19,6 +19,14 @@ use tumbler_wire::secretsmanager as sm;
 
 use crate::meta::SecretMeta;
 
+/// The identity layer's answer for the services built on secrets (database
+/// registrations, Kafka clusters): may the caller do `action`
+/// (`tumbler:RegisterDatabase`, `kafka:BatchAssociateScramSecret`, ...) on
+/// `resource`? Otherwise AccessDeniedException saying who, what, where and why.
+pub trait ActionAuthorizer: Send + Sync {
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError>;
+}
+
 /// The identity layer's decision on one action.
 pub trait Authorizer: Send + Sync {
     /// `Ok` when the caller may perform `action` (`secretsmanager:GetSecretValue`)

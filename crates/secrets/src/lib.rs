@@ -30,7 +30,7 @@ use tumbler_store::{
 use tumbler_types::{Sensitive, SensitiveString};
 use tumbler_wire::AwsError;
 
-pub use authz::{AllowAll, Authorizer, ServiceForCaller};
+pub use authz::{ActionAuthorizer, AllowAll, Authorizer, ServiceForCaller};
 use authz::{Check, FactsCache};
 pub use meta::SecretMeta;
 pub use ops::rotation::{

@@ -139,13 +139,8 @@ impl tumbler_kms::KeyAuthorizer for CallerAuthorizer {
     }
 }
 
-impl tumbler_databases::DatabaseAuthorizer for CallerAuthorizer {
-    fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError> {
-        self.decide(action, resource, ContextKeys::new(), None, false)
-    }
-}
-
-impl tumbler_kafka::KafkaAuthorizer for CallerAuthorizer {
+/// Database registrations and Kafka clusters.
+impl tumbler_secrets::ActionAuthorizer for CallerAuthorizer {
     fn authorize(&self, action: &str, resource: &str) -> Result<(), AwsError> {
         self.decide(action, resource, ContextKeys::new(), None, false)
     }
