@@ -16,6 +16,7 @@
 //! Pure: no I/O. aws-lc-rs is the crypto library; Argon2id (which it lacks)
 //! comes from RustCrypto's argon2.
 
+pub mod jws;
 pub mod scram;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
