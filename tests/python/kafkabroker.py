@@ -32,8 +32,12 @@ REAUTH_MS = 4000
 
 
 class KafkaBroker:
-    def __init__(self, overrides: dict | None = None) -> None:
+    def __init__(self, overrides: dict | None = None, oauth: dict | None = None) -> None:
+        """`oauth`: {"jwks", "issuer", "audience"} adds a SASL_PLAINTEXT
+        listener for OAUTHBEARER whose tokens are checked against that JWKS
+        (KIP-768); the JWKS must answer before the broker starts."""
         self.overrides = overrides or {}
+        self.oauth = oauth
         libs = subprocess.run(
             [str(REPO / "scripts" / "install-kafka")], check=True, capture_output=True, text=True
         ).stdout.strip()
@@ -47,6 +51,8 @@ class KafkaBroker:
         self.ssl_port = free_port()
         self.controller_port = free_port()
         self.internal_port = free_port()
+        self.oauth_port = free_port()
+        self.oauth_bootstrap = f"127.0.0.1:{self.oauth_port}"
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.ssl_bootstrap = f"127.0.0.1:{self.ssl_port}"
         self.log = self.dir / "broker.log"
@@ -106,6 +112,21 @@ class KafkaBroker:
             "auto.create.topics.enable": "false",
             **self.overrides,
         }
+        if self.oauth:
+            oauth = "org.apache.kafka.common.security.oauthbearer"
+            props["listeners"] += f",OAUTH://127.0.0.1:{self.oauth_port}"
+            props["advertised.listeners"] += f",OAUTH://127.0.0.1:{self.oauth_port}"
+            props["listener.security.protocol.map"] += ",OAUTH:SASL_PLAINTEXT"
+            props.update({
+                "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+                "listener.name.oauth.oauthbearer.sasl.jaas.config": f"{oauth}.OAuthBearerLoginModule required ;",
+                "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class":
+                    f"{oauth}.OAuthBearerValidatorCallbackHandler",
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": self.oauth["jwks"],
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.audience": self.oauth["audience"],
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer": self.oauth["issuer"],
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.refresh.ms": "10000",
+            })
         self.config = self.dir / "server.properties"
         # Values go in as they are: a properties file treats `\` as an
         # escape, and none of these hold one.
@@ -119,6 +140,8 @@ class KafkaBroker:
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
             "-Djava.awt.headless=true",
+            # Kafka 4 fetches only the OAuth URLs listed here (CVE-2025-27817).
+            f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oauth['jwks'] if self.oauth else ''}",
             "-cp",
             self.classpath,
             *args,

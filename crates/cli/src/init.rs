@@ -36,6 +36,8 @@ pub struct Setup {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set when this start created the bootstrap credentials.
     pub new_credentials: Option<(String, String)>,
+    /// Seals the OAuth token signing keys.
+    pub oauth_kek: tumbler_crypto::Kek,
 }
 
 /// Write a file readable by its owner only, atomically (temp file + rename),
@@ -121,6 +123,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
                 kms,
                 store,
                 audit_chain: audit_chain(&master),
+                oauth_kek: master.derive(tumbler_crypto::Purpose::OAuthSigningKey),
                 tls,
                 new_credentials: None,
             });
@@ -157,6 +160,7 @@ pub fn prepare(opts: &Options) -> Result<Setup> {
         kms,
         store,
         audit_chain: audit_chain(&master),
+        oauth_kek: master.derive(tumbler_crypto::Purpose::OAuthSigningKey),
         tls,
         new_credentials,
     })

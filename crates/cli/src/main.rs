@@ -6,6 +6,7 @@ mod audit;
 mod db;
 mod init;
 mod kafka;
+mod oauth;
 mod policy;
 mod root;
 mod rotation;
@@ -59,6 +60,9 @@ enum Command {
     /// Kafka clusters whose SCRAM users follow associated secrets (through a running server).
     #[command(subcommand)]
     Kafka(kafka::KafkaCommand),
+    /// OAuth clients whose tokens Kafka brokers accept (through a running server).
+    #[command(subcommand)]
+    Oauth(oauth::OauthCommand),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +187,14 @@ struct ServerArgs {
     #[arg(long, env = "TUMBLER_KAFKA_RECONCILE_INTERVAL_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     kafka_reconcile_interval_secs: u64,
+    /// The `iss` of the OAuth access tokens this server issues, and the base
+    /// of its token and JWKS URLs (default: this server's own URL).
+    #[arg(long, env = "TUMBLER_OAUTH_ISSUER")]
+    oauth_issuer: Option<String>,
+    /// The `aud` of the access tokens; Kafka brokers expect it
+    /// (`sasl.oauthbearer.expected.audience`).
+    #[arg(long, env = "TUMBLER_OAUTH_AUDIENCE", default_value = "kafka")]
+    oauth_audience: String,
     /// CA certificates (PEM) the database rotators trust, besides the
     /// system's, for secrets with `sslmode` verify-full (or `ssl`: true).
     #[arg(long, value_name = "FILE", env = "TUMBLER_DATABASE_CA_FILE")]
@@ -221,6 +233,7 @@ fn main() -> Result<()> {
         Command::Rotation(cmd) => rotation::run(cmd),
         Command::Db(cmd) => db::run(cmd),
         Command::Kafka(cmd) => kafka::run(cmd),
+        Command::Oauth(cmd) => oauth::run(cmd),
         Command::Rotators(RotatorsCommand::List) => {
             let runtime = tokio::runtime::Builder::new_current_thread().build()?;
             let tls = tumbler_databases::DatabaseTls::new(None).map_err(anyhow::Error::msg)?;
@@ -371,7 +384,15 @@ fn server(args: ServerArgs) -> Result<()> {
             database_tls,
             tokio::runtime::Handle::current(),
         ));
+        let oauth = Arc::new(tumbler_oauth::OAuthService::new(
+            setup.store.clone(),
+            setup.oauth_kek,
+            args.oauth_issuer.clone().unwrap_or_else(|| endpoint.clone()),
+            args.oauth_audience.clone(),
+        ));
         let state = Arc::new(tumbler_server::AppState {
+            oauth,
+            oauth_region: args.region.clone(),
             databases,
             kafka,
             kafka_reconcile_every: std::time::Duration::from_secs(args.kafka_reconcile_interval_secs),

@@ -41,6 +41,13 @@ pub enum CryptoError {
 }
 
 /// Fill a fresh vector from the system CSPRNG.
+/// SHA-256, for fingerprints of high-entropy secrets (OAuth client secrets).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref());
+    out
+}
+
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, CryptoError> {
     let mut v = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut v).map_err(|_| CryptoError::Random)?;
@@ -237,6 +244,8 @@ pub enum Purpose {
     MfaSeed,
     /// STS session tokens (held by clients, not stored).
     SessionToken,
+    /// The private keys that sign OAuth access tokens (JWTs).
+    OAuthSigningKey,
 }
 
 impl Purpose {
@@ -246,6 +255,7 @@ impl Purpose {
             Purpose::AccessKeySecret => "access-key-secret",
             Purpose::MfaSeed => "mfa-seed",
             Purpose::SessionToken => "sts-session-token",
+            Purpose::OAuthSigningKey => "oauth-signing-key",
         }
     }
 }

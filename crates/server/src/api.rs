@@ -116,6 +116,110 @@ pub async fn secret_events(state: &Arc<AppState>, info: ConnInfo, req: Request<I
     }
 }
 
+/// A public OAuth document (the JWKS, the discovery document): brokers and
+/// clients fetch them without credentials, and may cache them briefly.
+pub fn oauth_document(body: Vec<u8>) -> Response {
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+fn oauth_error(e: &tumbler_oauth::TokenError, request_id: &str) -> Response {
+    let mut r = base(e.status, request_id, "application/json", e.body());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if e.status == 401 {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tumbler\""),
+        );
+    }
+    r
+}
+
+/// `POST /oauth2/token` (RFC 6749 §4.4): client credentials for a JWT.
+/// Every issuance and refusal goes to the audit trail.
+pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
+    use tumbler_oauth::{Asker, TokenError};
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    if parts.method != http::Method::POST {
+        let e = TokenError {
+            status: 405,
+            error: "invalid_request",
+            description: "The token endpoint takes POST.".into(),
+        };
+        let mut r = oauth_error(&e, &rid);
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let limit = tumbler_oauth::MAX_TOKEN_REQUEST;
+    let Ok(body) = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+    else {
+        let e = TokenError {
+            status: 400,
+            error: "invalid_request",
+            description: format!("The request is larger than {limit} bytes."),
+        };
+        return oauth_error(&e, &rid);
+    };
+    // A header that is not text is no credential.
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let s = state.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || s.oauth.token(authorization.as_deref(), &body, jiff::Timestamp::now()))
+            .await
+            .unwrap_or_else(|_| {
+                let e = TokenError {
+                    status: 500,
+                    error: "server_error",
+                    description: "An internal error occurred.".into(),
+                };
+                Err((e, Asker::default()))
+            });
+    if state.audit != AuditMode::Off {
+        let outcome = match &outcome {
+            Ok((_, issued)) => Ok(issued),
+            Err((e, asker)) => Err((e, asker)),
+        };
+        let event = audit::oauth_token_event(&parts, info, &rid, &state.oauth_region, outcome);
+        if let Err(e) = state.audit_sink.record(event).await {
+            tracing::error!(request_id = %rid, error = %e, "audit event of a token request not written");
+            if state.audit == AuditMode::FailClosed {
+                let e = TokenError {
+                    status: 500,
+                    error: "server_error",
+                    description: "The request could not be recorded in the audit trail, so it was refused.".into(),
+                };
+                return oauth_error(&e, &rid);
+            }
+        }
+    }
+    match outcome {
+        Ok((body, issued)) => {
+            tracing::info!(request_id = %rid, client = %issued.client_id, subject = %issued.subject, "token issued");
+            let mut r = base(200, &rid, "application/json", body);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Err((e, asker)) => {
+            tracing::info!(request_id = %rid, client = ?asker.client_id, error = e.error, "token refused: {}", e.description);
+            oauth_error(&e, &rid)
+        }
+    }
+}
+
 pub fn health() -> Response {
     http::Response::new(Full::new(Bytes::from_static(b"ok\n")))
 }
@@ -198,6 +302,7 @@ fn route(parts: &http::request::Parts) -> Result<Protocol, AwsError> {
             "TrentService" => ("kms", ""),
             "TumblerDatabases" => ("tumbler", "TumblerDatabases"),
             "TumblerKafka" => ("tumbler", "TumblerKafka"),
+            "TumblerOAuth" => ("tumbler", "TumblerOAuth"),
             _ => {
                 return Err(AwsError::unknown_operation(format!(
                     "The target '{target}' names a service this server does not provide."
@@ -345,7 +450,8 @@ async fn call(
             }
             None if service == "tumbler" => {
                 e.read_only = tumbler_databases::registry::is_read_only(&e.event_name)
-                    || tumbler_kafka::service::is_read_only(&e.event_name);
+                    || tumbler_kafka::service::is_read_only(&e.event_name)
+                    || tumbler_oauth::is_read_only(&e.event_name);
                 e.request_parameters = audit::json_parameters(&body);
             }
             None if service == "kafka" => {
@@ -397,6 +503,14 @@ async fn call(
             },
             _,
         ) => kafka_call(state, &caller, info, KafkaCall::Own(op), body).await,
+        (
+            Protocol::Json {
+                service: "tumbler",
+                api: "TumblerOAuth",
+                op,
+            },
+            _,
+        ) => oauth_call(state, &caller, info, op, body).await,
         (
             Protocol::Json {
                 service: "tumbler", op, ..
@@ -576,6 +690,31 @@ async fn kafka_call(
         tracing::error!("operation panicked");
         Err(AwsError::internal("An internal error occurred. Try the request again."))
     })
+}
+
+/// Tumbler's OAuth clients; they write to the store, so they run on the
+/// blocking pool.
+async fn oauth_call(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    info: ConnInfo,
+    op: String,
+    body: Bytes,
+) -> Result<Vec<u8>, AwsError> {
+    let now = jiff::Timestamp::now();
+    let ctx = tumbler_oauth::OAuthCtx {
+        account: caller.principal.account.clone(),
+        region: caller.region.clone(),
+        now,
+        authorizer: Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now)),
+    };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.oauth.call(&ctx, &op, &body))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("operation panicked");
+            Err(AwsError::internal("An internal error occurred. Try the request again."))
+        })
 }
 
 /// CloudTrail's LookupEvents over the audit trail.

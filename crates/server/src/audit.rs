@@ -342,6 +342,54 @@ pub fn kafka_sync_event(report: &tumbler_kafka::SyncReport<'_>) -> AuditRecord {
     AuditRecord { json: e.to_json() }
 }
 
+/// The event of one token request at `/oauth2/token`: who asked (the
+/// client, and its principal once known), what was issued (subject, scope,
+/// `jti`, lifetime; never the token), or the RFC 6749 error.
+pub fn oauth_token_event(
+    parts: &Parts,
+    info: ConnInfo,
+    request_id: &str,
+    region: &str,
+    outcome: Result<&tumbler_oauth::Issued, (&tumbler_oauth::TokenError, &tumbler_oauth::Asker)>,
+) -> AuditRecord {
+    let mut e = draft(parts, info, request_id, uuid::Uuid::new_v4().to_string());
+    e.event_source = "tumbler.amazonaws.com".into();
+    e.event_name = "IssueOAuthToken".into();
+    e.aws_region = region.into();
+    let (client, principal) = match &outcome {
+        Ok(i) => (Some(i.client_id.clone()), Some(i.principal_arn.clone())),
+        Err((_, asker)) => (asker.client_id.clone(), asker.principal_arn.clone()),
+    };
+    if let Some(arn) = &principal {
+        let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
+        e.user_identity = UserIdentity {
+            kind: if arn.contains(":role/") {
+                "AssumedRole"
+            } else {
+                "IAMUser"
+            }
+            .into(),
+            arn: Some(arn.clone()),
+            account_id: Some(account.clone()),
+            ..Default::default()
+        };
+        e.recipient_account_id = account;
+    }
+    e.request_parameters = Some(serde_json::json!({"grantType": "client_credentials", "clientId": client}));
+    match outcome {
+        Ok(i) => {
+            e.response_elements = Some(serde_json::json!({
+                "subject": i.subject, "scope": i.scope, "jti": i.jti, "expiresIn": i.expires_in,
+            }));
+        }
+        Err((err, _)) => {
+            e.error_code = Some(err.error.into());
+            e.error_message = Some(err.description.clone());
+        }
+    }
+    AuditRecord { json: e.to_json() }
+}
+
 /// A CloudTrail `AwsServiceEvent`: the service acting on one resource.
 fn service_event(
     service: &str,

@@ -50,6 +50,10 @@ pub struct AppState {
     pub databases: Arc<tumbler_databases::DatabaseService>,
     /// Registered Kafka clusters and their SCRAM associations.
     pub kafka: Arc<tumbler_kafka::KafkaService>,
+    /// The OAuth token issuer (and its JWKS) for Kafka's OAUTHBEARER.
+    pub oauth: Arc<tumbler_oauth::OAuthService>,
+    /// The region recorded on token events (the server's default region).
+    pub oauth_region: String,
     /// How often every Kafka cluster's users are reconciled.
     pub kafka_reconcile_every: Duration,
 }
@@ -109,6 +113,9 @@ async fn dispatch(state: Arc<AppState>, info: ConnInfo, req: http::Request<Incom
         "/health" if get => return api::health(),
         "/metrics" if get => return api::metrics(state.metrics.clone()).await,
         "/v1/secret-events" if get => api::secret_events(&state, info, req).await,
+        "/oauth2/token" => api::oauth_token(&state, info, req).await,
+        "/.well-known/jwks.json" if get => api::oauth_document(state.oauth.jwks()),
+        "/.well-known/openid-configuration" if get => api::oauth_document(state.oauth.discovery()),
         _ => api::handle(&state, info, req).await,
     };
     state.metrics.response(response.status().as_u16());

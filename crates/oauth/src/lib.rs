@@ -1,0 +1,538 @@
+//! An OAuth 2.0 token issuer for Kafka's SASL/OAUTHBEARER (KIP-768):
+//! clients of IAM principals get short-lived ES256 JWTs with the
+//! client_credentials grant (RFC 6749 §4.4), and brokers verify them with
+//! the JWKS. Served on the API's port:
+//!
+//! - `POST /oauth2/token`: client authentication by HTTP Basic (as the Kafka
+//!   Java client and librdkafka send it) or form fields; `scope` honoured;
+//!   RFC 6749 §5.2 errors;
+//! - `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`;
+//! - clients are managed with `X-Amz-Target: TumblerOAuth.<Operation>`
+//!   (CreateClient, ListClients, DeleteClient), signed for `tumbler`, IAM
+//!   actions `tumbler:<Operation>`.
+
+pub mod clients;
+pub mod keys;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tumbler_store::{ResourceRow, Store, StoreError, Write};
+use tumbler_wire::AwsError;
+
+use crate::clients::{Client, DEFAULT_LIFETIME_S, DEFAULT_SCOPE, KIND};
+use crate::keys::{KeyRing, MAX_LIFETIME_S};
+
+pub use tumbler_secrets::ActionAuthorizer;
+
+/// The largest token request read (a form with an id, a secret and scopes).
+pub const MAX_TOKEN_REQUEST: usize = 8 * 1024;
+
+pub struct OAuthService {
+    store: Arc<dyn Store>,
+    keys: KeyRing,
+    /// `iss`, and the base of the endpoints' URLs.
+    issuer: String,
+    /// `aud`: brokers check it (`sasl.oauthbearer.expected.audience`).
+    audience: String,
+}
+
+/// One call's caller, for the client API.
+pub struct OAuthCtx {
+    pub account: String,
+    pub region: String,
+    pub now: jiff::Timestamp,
+    pub authorizer: Arc<dyn ActionAuthorizer>,
+}
+
+/// An RFC 6749 §5.2 error: `{"error", "error_description"}` with its status.
+#[derive(Debug)]
+pub struct TokenError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+}
+
+fn token_error(status: u16, error: &'static str, description: impl Into<String>) -> TokenError {
+    TokenError {
+        status,
+        error,
+        description: description.into(),
+    }
+}
+
+impl TokenError {
+    pub fn body(&self) -> Vec<u8> {
+        json!({"error": self.error, "error_description": self.description})
+            .to_string()
+            .into_bytes()
+    }
+}
+
+/// What an issued token says, for the audit trail (never the token).
+pub struct Issued {
+    pub client_id: String,
+    pub principal_arn: String,
+    pub subject: String,
+    pub scope: String,
+    pub jti: String,
+    pub expires_in: u64,
+}
+
+/// Who asked, for the audit trail of a refusal.
+#[derive(Default)]
+pub struct Asker {
+    pub client_id: Option<String>,
+    pub principal_arn: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateRequest {
+    principal_arn: Option<String>,
+    scopes: Option<Vec<String>>,
+    token_lifetime_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ClientIdRequest {
+    client_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ListRequest {}
+
+pub const OPERATIONS: &[&str] = &["CreateClient", "ListClients", "DeleteClient"];
+
+pub fn is_read_only(op: &str) -> bool {
+    op == "ListClients"
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AwsError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| AwsError::serialization(format!("The request body is not valid: {e}")))
+}
+
+fn store_err(e: StoreError) -> AwsError {
+    tracing::error!(error = %e, "oauth store failure");
+    AwsError::internal("An internal error occurred. Try the request again.")
+}
+
+/// A scope token (RFC 6749 §3.3): printable ASCII but space, `"` and `\`.
+fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.len() <= 128
+        && scope
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
+impl OAuthService {
+    pub fn new(store: Arc<dyn Store>, kek: tumbler_crypto::Kek, issuer: String, audience: String) -> Self {
+        OAuthService {
+            keys: KeyRing::new(store.clone(), kek),
+            store,
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience,
+        }
+    }
+
+    pub fn jwks(&self) -> Vec<u8> {
+        self.keys
+            .jwks(jiff::Timestamp::now().as_millisecond())
+            .to_string()
+            .into_bytes()
+    }
+
+    pub fn discovery(&self) -> Vec<u8> {
+        json!({
+            "issuer": self.issuer,
+            "token_endpoint": format!("{}/oauth2/token", self.issuer),
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "response_types_supported": ["token"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+            "subject_types_supported": ["public"],
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The client API (`TumblerOAuth.<op>`).
+    pub fn call(&self, ctx: &OAuthCtx, op: &str, body: &[u8]) -> Result<Vec<u8>, AwsError> {
+        let out = match op {
+            "CreateClient" => self.create_client(ctx, parse(body)?)?,
+            "ListClients" => {
+                let _: ListRequest = parse(body)?;
+                ctx.authorizer.authorize("tumbler:ListClients", "*")?;
+                let rows = self
+                    .store
+                    .resources(KIND, &ctx.account, &ctx.region)
+                    .map_err(store_err)?;
+                let list: Vec<Value> = rows
+                    .iter()
+                    .filter_map(|row| Some(describe(row, &serde_json::from_str(&row.meta).ok()?)))
+                    .collect();
+                json!({"Clients": list})
+            }
+            "DeleteClient" => {
+                let r: ClientIdRequest = parse(body)?;
+                let id = r
+                    .client_id
+                    .filter(|i| !i.is_empty() && i.len() <= 64)
+                    .ok_or_else(|| AwsError::invalid_parameter("ClientId is required."))?;
+                let arn = Client::arn(&ctx.region, &ctx.account, &id);
+                ctx.authorizer.authorize("tumbler:DeleteClient", &arn)?;
+                match self.store.apply(vec![Write::DeleteResource { arn: arn.clone() }]) {
+                    Ok(_) => json!({"ClientId": id, "ClientArn": arn}),
+                    Err(StoreError::NotFound) => {
+                        return Err(AwsError::resource_not_found(format!("There is no OAuth client {id}.")));
+                    }
+                    Err(e) => return Err(store_err(e)),
+                }
+            }
+            _ => {
+                return Err(AwsError::unknown_operation(format!(
+                    "TumblerOAuth has no operation {op}."
+                )));
+            }
+        };
+        Ok(out.to_string().into_bytes())
+    }
+
+    fn create_client(&self, ctx: &OAuthCtx, r: CreateRequest) -> Result<Value, AwsError> {
+        let bad = |m: &str| AwsError::invalid_parameter(m.to_owned());
+        let id = format!(
+            "tc-{}",
+            clients::random_text(20).map_err(|_| AwsError::internal("no randomness"))?
+        );
+        let arn = Client::arn(&ctx.region, &ctx.account, &id);
+        ctx.authorizer.authorize("tumbler:CreateClient", &arn)?;
+        let principal_arn = r
+            .principal_arn
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| bad("PrincipalArn is required: the IAM user or role the tokens name."))?;
+        let principal = self
+            .store
+            .principal(&principal_arn)
+            .map_err(store_err)?
+            .filter(|p| p.account == ctx.account && (p.kind == "user" || p.kind == "role"))
+            .ok_or_else(|| {
+                AwsError::resource_not_found(format!("{principal_arn} is not an IAM user or role of this account."))
+            })?;
+        if !principal
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-' | b'+' | b'=' | b','))
+        {
+            return Err(bad("The principal's name cannot be a Kafka principal."));
+        }
+        let scopes = r.scopes.unwrap_or_else(|| vec![DEFAULT_SCOPE.to_owned()]);
+        if scopes.is_empty() || scopes.len() > 20 || !scopes.iter().all(|s| valid_scope(s)) {
+            return Err(bad(
+                "Scopes: 1 to 20 scope tokens of printable characters without spaces or quotes.",
+            ));
+        }
+        let lifetime = r.token_lifetime_seconds.unwrap_or(DEFAULT_LIFETIME_S);
+        if !(60..=MAX_LIFETIME_S).contains(&lifetime) {
+            return Err(bad("TokenLifetimeSeconds must be 60 to 3600."));
+        }
+        let secret = clients::random_text(40).map_err(|_| AwsError::internal("no randomness"))?;
+        let client = Client {
+            client_id: id.clone(),
+            principal_arn,
+            secret_sha256: hex::encode(tumbler_crypto::sha256(secret.as_bytes())),
+            scopes,
+            lifetime_s: lifetime,
+        };
+        let row = ResourceRow {
+            arn,
+            kind: KIND.into(),
+            account: ctx.account.clone(),
+            region: ctx.region.clone(),
+            name: id,
+            created_ms: ctx.now.as_millisecond(),
+            revision: 0,
+            meta: serde_json::to_string(&client).unwrap_or_default(),
+        };
+        self.store
+            .apply(vec![Write::CreateResource(row.clone())])
+            .map_err(store_err)?;
+        let mut out = describe(&row, &client);
+        out["ClientSecret"] = json!(secret);
+        Ok(out)
+    }
+
+    fn client(&self, id: &str) -> Option<Client> {
+        if id.is_empty() || id.len() > 64 {
+            return None;
+        }
+        self.store
+            .resources_of_kind(KIND)
+            .ok()?
+            .into_iter()
+            .find(|row| row.name == id)
+            .and_then(|row| serde_json::from_str(&row.meta).ok())
+    }
+
+    /// `POST /oauth2/token`. On success the JSON answer and what it issued;
+    /// otherwise the RFC 6749 error and who asked.
+    pub fn token(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: jiff::Timestamp,
+    ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
+        let mut asker = Asker::default();
+        let request = match parse_token_request(authorization, body) {
+            Ok(r) => r,
+            Err((e, client_id)) => {
+                asker.client_id = client_id;
+                return Err((e, asker));
+            }
+        };
+        let TokenRequest { id, secret, scope } = request;
+        asker.client_id = Some(id.clone());
+        // One answer for an unknown client and a wrong secret: no probing.
+        let refused = || token_error(401, "invalid_client", "Client authentication failed.");
+        let client = match self.client(&id) {
+            Some(c) if c.secret_matches(&secret) => c,
+            _ => return Err((refused(), asker)),
+        };
+        asker.principal_arn = Some(client.principal_arn.clone());
+        let principal = match self.store.principal(&client.principal_arn) {
+            Ok(Some(p)) => p,
+            _ => {
+                return Err((
+                    token_error(400, "invalid_grant", "The client's principal no longer exists."),
+                    asker,
+                ));
+            }
+        };
+        let scopes: Vec<String> = match &scope {
+            None => client.scopes.clone(),
+            Some(s) => {
+                let asked: Vec<String> = s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect();
+                if let Some(bad) = asked.iter().find(|t| !client.scopes.contains(t)) {
+                    return Err((
+                        token_error(
+                            400,
+                            "invalid_scope",
+                            format!("The client may not ask for the scope {bad:?}."),
+                        ),
+                        asker,
+                    ));
+                }
+                let mut unique: Vec<String> = Vec::new();
+                for t in asked {
+                    if !unique.contains(&t) {
+                        unique.push(t);
+                    }
+                }
+                unique
+            }
+        };
+        let key = match self.keys.current(now.as_millisecond()) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "no OAuth signing key");
+                return Err((
+                    token_error(500, "server_error", "The token could not be signed."),
+                    asker,
+                ));
+            }
+        };
+        let iat = now.as_second();
+        let jti = uuid::Uuid::new_v4().to_string();
+        let scope_text = scopes.join(" ");
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid});
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": principal.name,
+            "aud": self.audience,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + client.lifetime_s as i64,
+            "jti": jti,
+            "scope": scope_text,
+            "client_id": client.client_id,
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = match key.sign(input.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "signing a token failed");
+                return Err((
+                    token_error(500, "server_error", "The token could not be signed."),
+                    asker,
+                ));
+            }
+        };
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+        let answer = json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": client.lifetime_s,
+            "scope": scope_text,
+        });
+        Ok((
+            answer.to_string().into_bytes(),
+            Issued {
+                client_id: client.client_id,
+                principal_arn: client.principal_arn,
+                subject: principal.name,
+                scope: scope_text,
+                jti,
+                expires_in: client.lifetime_s,
+            },
+        ))
+    }
+}
+
+/// A token request, read (not yet checked against any client).
+pub struct TokenRequest {
+    pub id: String,
+    pub secret: String,
+    pub scope: Option<String>,
+}
+
+/// Read `POST /oauth2/token`: the form and the client authentication, or
+/// the RFC 6749 error (with the client id, once known, for the audit trail).
+pub fn parse_token_request(
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<TokenRequest, (TokenError, Option<String>)> {
+    let invalid = |m: &str| token_error(400, "invalid_request", m);
+    let mut grant = None;
+    let mut scope = None;
+    let mut form_id = None;
+    let mut form_secret = None;
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if !seen.insert(k.to_string()) {
+            // Named only if it is one of ours: the request is not echoed.
+            let name = ["grant_type", "scope", "client_id", "client_secret"]
+                .into_iter()
+                .find(|n| *n == k)
+                .unwrap_or("a parameter");
+            return Err((invalid(&format!("The parameter {name} is repeated.")), None));
+        }
+        match k.as_ref() {
+            "grant_type" => grant = Some(v.into_owned()),
+            "scope" => scope = Some(v.into_owned()),
+            "client_id" => form_id = Some(v.into_owned()),
+            "client_secret" => form_secret = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let basic = match authorization {
+        None => None,
+        Some(h) => Some(basic_credentials(h).ok_or_else(|| {
+            (
+                token_error(
+                    401,
+                    "invalid_client",
+                    "The Authorization header is not HTTP Basic client credentials.",
+                ),
+                None,
+            )
+        })?),
+    };
+    let (id, secret) = match (basic, form_id, form_secret) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err((
+                invalid("Use one client authentication method, not the header and the form together."),
+                None,
+            ));
+        }
+        (Some(c), None, None) => c,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => {
+            return Err((
+                token_error(401, "invalid_client", "Client authentication is required (HTTP Basic)."),
+                None,
+            ));
+        }
+    };
+    match grant.as_deref() {
+        Some("client_credentials") => Ok(TokenRequest { id, secret, scope }),
+        None => Err((invalid("grant_type is required."), Some(id))),
+        Some(_) => Err((
+            token_error(
+                400,
+                "unsupported_grant_type",
+                "Only the client_credentials grant is supported.",
+            ),
+            Some(id),
+        )),
+    }
+}
+
+/// `Basic base64(id:secret)`: the id and secret as sent, or percent-decoded
+/// (RFC 6749 §2.3.1 clients, and Kafka's with `header.urlencode=true`);
+/// client ids and secrets never hold `%`, so the two readings agree.
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| percent_decode(s);
+    Some((unescape(id.trim()), unescape(secret.trim())))
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn describe(row: &ResourceRow, c: &Client) -> Value {
+    json!({
+        "ClientId": c.client_id,
+        "ClientArn": row.arn,
+        "PrincipalArn": c.principal_arn,
+        "Scopes": c.scopes,
+        "TokenLifetimeSeconds": c.lifetime_s,
+        "CreationDate": row.created_ms as f64 / 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_read_raw_and_encoded() {
+        let h = format!("Basic {}", STANDARD.encode("tc-abc:s3cret"));
+        assert_eq!(basic_credentials(&h), Some(("tc-abc".into(), "s3cret".into())));
+        let h = format!("basic {}", STANDARD.encode("tc%2Dabc:s3%2Bcret"));
+        assert_eq!(basic_credentials(&h), Some(("tc-abc".into(), "s3+cret".into())));
+        assert_eq!(basic_credentials("Bearer x"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+        assert_eq!(
+            basic_credentials(&format!("Basic {}", STANDARD.encode("no-colon"))),
+            None
+        );
+    }
+
+    #[test]
+    fn scopes_are_rfc_6749_tokens() {
+        assert!(valid_scope("kafka") && valid_scope("topic:orders/write"));
+        assert!(!valid_scope("") && !valid_scope("a b") && !valid_scope("a\"b") && !valid_scope("é"));
+    }
+}

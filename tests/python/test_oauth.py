@@ -1,0 +1,307 @@
+"""The OAuth 2.0 token issuer for Kafka's OAUTHBEARER (KIP-768): clients of
+IAM users get ES256 JWTs with the client_credentials grant; a real Apache
+Kafka broker verifies them against Tumbler's JWKS, and librdkafka fetches
+them from the token endpoint as it does from any identity provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+import urllib3
+
+from conftest import (
+    audit_events,
+    make_client,
+    run_tumbler,
+    start_server,
+)
+
+AUDIENCE = "kafka-it"
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tumbler-oauth")
+    server = start_server(base, tls=False, env={"TUMBLER_OAUTH_AUDIENCE": AUDIENCE})
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def http():
+    return urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+
+
+def cli_env(srv) -> dict:
+    return {
+        "AWS_SHARED_CREDENTIALS_FILE": str(srv.credentials_path),
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_REGION": "us-east-1",
+        "TUMBLER_ENDPOINT_URL": srv.url,
+    }
+
+
+def new_client(srv, name: str | None = None, *extra: str) -> dict:
+    """An IAM user and an OAuth client for it (ClientId, ClientSecret, ...)."""
+    name = name or f"svc-{uuid.uuid4().hex[:8]}"
+    iam = make_client(srv, "iam")
+    try:
+        arn = iam.create_user(UserName=name)["User"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_user(UserName=name)["User"]["Arn"]
+    out = run_tumbler("oauth", "client", "create", "--principal", arn, *extra, env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    client = json.loads(out.stdout)
+    client["Name"] = name
+    return client
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def token_request(http, srv, body: str | bytes, authorization: str | None = None, method: str = "POST"):
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
+    r = http.request(method, srv.url + "/oauth2/token", body=body, headers=headers)
+    return r.status, (json.loads(r.data) if r.data else {}), r.headers
+
+
+def b64url(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def verify(jwt: str, jwks: dict) -> tuple[dict, dict]:
+    """Check an ES256 JWT against the JWKS; return (header, claims)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    head, body, sig = jwt.split(".")
+    header, claims = json.loads(b64url(head)), json.loads(b64url(body))
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256" and key["use"] == "sig"
+    public = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(b64url(key["x"]), "big"), int.from_bytes(b64url(key["y"]), "big"), ec.SECP256R1()
+    ).public_key()
+    raw = b64url(sig)
+    assert len(raw) == 64
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    public.verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+    return header, claims
+
+
+def test_a_client_gets_an_es256_token_that_verifies_with_the_jwks(srv, http):
+    client = new_client(srv)
+    assert client["ClientId"].startswith("tc-") and len(client["ClientSecret"]) == 40
+    assert client["Scopes"] == ["kafka"] and client["TokenLifetimeSeconds"] == 900
+    status, answer, headers = token_request(
+        http, srv, "grant_type=client_credentials", basic(client["ClientId"], client["ClientSecret"]))
+    assert status == 200, answer
+    assert answer["token_type"] == "Bearer" and answer["expires_in"] == 900 and answer["scope"] == "kafka"
+    assert headers["Cache-Control"] == "no-store"
+    jwks = json.loads(http.request("GET", srv.url + "/.well-known/jwks.json").data)
+    header, claims = verify(answer["access_token"], jwks)
+    assert header["alg"] == "ES256" and header["typ"] == "JWT"
+    assert claims["iss"] == srv.url and claims["sub"] == client["Name"] and claims["aud"] == AUDIENCE
+    assert claims["exp"] - claims["iat"] == 900 and abs(claims["iat"] - time.time()) < 60
+    assert claims["scope"] == "kafka" and claims["client_id"] == client["ClientId"] and claims["jti"]
+    # The secret in a form body works too (client_secret_post).
+    status, again, _ = token_request(
+        http, srv, f"grant_type=client_credentials&client_id={client['ClientId']}"
+                   f"&client_secret={client['ClientSecret']}&scope=kafka")
+    assert status == 200 and json.loads(b64url(again["access_token"].split(".")[1]))["jti"] != claims["jti"]
+
+    discovery = json.loads(http.request("GET", srv.url + "/.well-known/openid-configuration").data)
+    assert discovery["issuer"] == srv.url
+    assert discovery["token_endpoint"] == srv.url + "/oauth2/token"
+    assert discovery["jwks_uri"] == srv.url + "/.well-known/jwks.json"
+    assert discovery["grant_types_supported"] == ["client_credentials"]
+    assert "ES256" in discovery["id_token_signing_alg_values_supported"]
+
+
+def test_refusals_get_rfc_6749_errors_and_are_audited(srv, http):
+    client = new_client(srv, None, "--scopes", "kafka,orders")
+    good = basic(client["ClientId"], client["ClientSecret"])
+    cases = [
+        ("grant_type=client_credentials", basic(client["ClientId"], "wrong"), 401, "invalid_client"),
+        ("grant_type=client_credentials", basic("tc-nobody", client["ClientSecret"]), 401, "invalid_client"),
+        ("grant_type=client_credentials", None, 401, "invalid_client"),
+        ("grant_type=client_credentials", "Bearer abc", 401, "invalid_client"),
+        ("grant_type=client_credentials", "Basic !!!not-base64", 401, "invalid_client"),
+        ("", good, 400, "invalid_request"),
+        ("grant_type=password&username=a&password=b", good, 400, "unsupported_grant_type"),
+        ("grant_type=client_credentials&scope=admin", good, 400, "invalid_scope"),
+        ("grant_type=client_credentials&grant_type=client_credentials", good, 400, "invalid_request"),
+        (f"grant_type=client_credentials&client_id={client['ClientId']}&client_secret=x", good, 400,
+         "invalid_request"),
+        ("grant_type=client_credentials&" + "x" * 10_000, good, 400, "invalid_request"),
+        (b"grant_type=client_credentials&scope=\xff\xfe", good, 400, "invalid_scope"),
+    ]
+    for body, auth, status, error in cases:
+        got, answer, headers = token_request(http, srv, body, auth)
+        assert (got, answer.get("error")) == (status, error), (body[:60], auth, got, answer)
+        assert answer["error_description"]
+        if status == 401:
+            assert headers["WWW-Authenticate"].startswith("Basic")
+    # An unknown client and a wrong secret look the same.
+    _, unknown, _ = token_request(http, srv, "grant_type=client_credentials", basic("tc-nobody", "x"))
+    _, wrong, _ = token_request(http, srv, "grant_type=client_credentials", basic(client["ClientId"], "x"))
+    assert unknown == wrong
+    got, answer, _ = token_request(http, srv, "", good, method="GET")
+    assert got == 405
+    # Asking for a subset of its scopes, in either encoding, works.
+    for scope in ["orders", "kafka%20orders", "kafka+orders", "orders kafka orders"]:
+        got, answer, _ = token_request(http, srv, f"grant_type=client_credentials&scope={scope}", good)
+        assert got == 200, (scope, answer)
+    assert answer["scope"] == "orders kafka"
+
+    trail = audit_events(srv, "IssueOAuthToken")
+    assert "invalid_client" in trail and "unsupported_grant_type" in trail and client["ClientId"] in trail
+    assert client["ClientSecret"] not in trail and answer["access_token"] not in trail
+
+
+def test_a_deleted_client_or_principal_gets_no_token(srv, http):
+    client = new_client(srv)
+    auth = basic(client["ClientId"], client["ClientSecret"])
+    assert token_request(http, srv, "grant_type=client_credentials", auth)[0] == 200
+    make_client(srv, "iam").delete_user(UserName=client["Name"])
+    status, answer, _ = token_request(http, srv, "grant_type=client_credentials", auth)
+    assert (status, answer["error"]) == (400, "invalid_grant")
+
+    client = new_client(srv)
+    listed = json.loads(run_tumbler("oauth", "client", "list", env=cli_env(srv)).stdout)["Clients"]
+    assert client["ClientId"] in [c["ClientId"] for c in listed]
+    assert "ClientSecret" not in json.dumps(listed)
+    out = run_tumbler("oauth", "client", "delete", "--client-id", client["ClientId"], env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    status, answer, _ = token_request(
+        http, srv, "grant_type=client_credentials", basic(client["ClientId"], client["ClientSecret"]))
+    assert (status, answer["error"]) == (401, "invalid_client")
+
+
+def test_client_api_checks_its_input_and_permissions(srv):
+    from conftest import raw_request
+
+    def api(op, body, **kw):
+        r = raw_request(srv, f"TumblerOAuth.{op}", body, service="tumbler", **kw)
+        answer = r.json or {}
+        if r.status >= 400:
+            # Modeled errors say "Message", the others "message", as AWS's JSON does.
+            answer["message"] = answer.get("message") or answer.get("Message") or ""
+        return r.status, answer
+
+    status, answer = api("CreateClient", {})
+    assert status == 400 and "PrincipalArn is required" in answer["message"]
+    status, answer = api("CreateClient", {"PrincipalArn": "arn:aws:iam::000000000000:user/nobody"})
+    assert status == 400 and answer["__type"] == "ResourceNotFoundException"
+    iam = make_client(srv, "iam")
+    name = f"svc-{uuid.uuid4().hex[:6]}"
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    for bad in [{"TokenLifetimeSeconds": 5}, {"TokenLifetimeSeconds": 7200}, {"Scopes": []},
+                {"Scopes": ["a b"]}, {"Scopes": "kafka"}]:
+        status, answer = api("CreateClient", {"PrincipalArn": arn, **bad})
+        assert status == 400, (bad, answer)
+    for body in ["{", "[]", b"\xff"]:
+        assert api("CreateClient", body)[0] == 400
+    assert api("NoSuch", {})[1]["__type"] == "UnknownOperationException"
+    status, answer = api("DeleteClient", {"ClientId": "tc-none"})
+    assert status == 400 and answer["__type"] == "ResourceNotFoundException"
+
+    iam.put_user_policy(UserName=name, PolicyName="nothing", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "tumbler:ListClients", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    status, answer = api("CreateClient", {"PrincipalArn": arn}, access_key=key["AccessKeyId"],
+                         secret_key=key["SecretAccessKey"])
+    assert status == 400 and answer["__type"] == "AccessDeniedException"
+    assert name in answer["message"] and "tumbler:CreateClient" in answer["message"]
+    status, _ = api("ListClients", {}, access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+    assert status == 200
+
+
+@pytest.fixture(scope="module")
+def oauth_kafka(srv):
+    """A real Kafka broker whose OAUTHBEARER listener trusts Tumbler's JWKS."""
+    from kafkabroker import KafkaBroker
+
+    broker = KafkaBroker(oauth={"jwks": srv.url + "/.well-known/jwks.json", "issuer": srv.url,
+                                "audience": AUDIENCE})
+    yield broker
+    broker.cleanup()
+
+
+def oauth_config(broker, srv, client: dict, **extra) -> dict:
+    return {
+        "bootstrap.servers": broker.oauth_bootstrap,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "OAUTHBEARER",
+        "sasl.oauthbearer.method": "oidc",
+        "sasl.oauthbearer.client.id": client["ClientId"],
+        "sasl.oauthbearer.client.secret": client["ClientSecret"],
+        "sasl.oauthbearer.token.endpoint.url": srv.url + "/oauth2/token",
+        "sasl.oauthbearer.scope": "kafka",
+        "socket.timeout.ms": 10000,
+        "log_level": 0,
+        **extra,
+    }
+
+
+def test_a_broker_accepts_tumbler_tokens_and_acls_decide(srv, oauth_kafka):
+    """librdkafka's OIDC fetches a token from Tumbler; the broker verifies it
+    with the JWKS and authorizes User:<sub> with its ACLs."""
+    from confluent_kafka import Producer
+
+    writer = new_client(srv)
+    other = new_client(srv)
+    topic = f"orders-{uuid.uuid4().hex[:6]}"
+    oauth_kafka.create_topic(topic)
+    oauth_kafka.allow(writer["Name"], topic)
+
+    def produce(client) -> object:
+        outcome: list = []
+        p = Producer(oauth_config(oauth_kafka, srv, client, **{"message.timeout.ms": 10000}))
+        p.produce(topic, b"hello", on_delivery=lambda err, msg: outcome.append(err))
+        p.flush(20)
+        return outcome[0] if outcome else "no delivery report"
+
+    assert produce(writer) is None
+    denied = produce(other)
+    assert denied is not None and "AUTHORIZATION" in denied.name(), denied
+
+
+def test_a_broker_refuses_a_token_that_does_not_verify(srv, http, oauth_kafka):
+    """A token whose signature was tampered with (or that another key signed)
+    is refused at login."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+
+    client = new_client(srv)
+    _, answer, _ = token_request(http, srv, "grant_type=client_credentials",
+                                 basic(client["ClientId"], client["ClientSecret"]))
+    head, body, sig = answer["access_token"].split(".")
+    forged_body = base64.urlsafe_b64encode(json.dumps(
+        {**json.loads(b64url(body)), "sub": "someone-else"}).encode()).decode().rstrip("=")
+    for token in [f"{head}.{body}.{sig[:-4]}AAAA", f"{head}.{forged_body}.{sig}"]:
+        errors: list = []
+        admin = AdminClient({
+            "bootstrap.servers": oauth_kafka.oauth_bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "OAUTHBEARER", "log_level": 0, "error_cb": errors.append,
+            "oauth_cb": lambda _config, t=token: (t, time.time() + 300, "someone"),
+        })
+        with pytest.raises(Exception):
+            admin.list_topics(timeout=5)
+        admin.poll(0.5)
+        assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), [e.str() for e in errors]
+    # The genuine token logs in.
+    admin = AdminClient({
+        "bootstrap.servers": oauth_kafka.oauth_bootstrap, "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "OAUTHBEARER", "log_level": 0,
+        "oauth_cb": lambda _config: (answer["access_token"], time.time() + 300, client["Name"]),
+    })
+    admin.list_topics(timeout=10)
