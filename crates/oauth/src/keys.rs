@@ -192,3 +192,62 @@ impl KeyRing {
         json!({"keys": keys})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(tag: &str) -> (KeyRing, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tumbler-oauth-keys-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(tumbler_store::SqliteStore::open(&dir.join("s.db")).unwrap());
+        let master = tumbler_crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
+        (
+            KeyRing::new(store, master.derive(tumbler_crypto::Purpose::OAuthSigningKey)),
+            dir,
+        )
+    }
+
+    fn kids(jwks: &Value) -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn keys_rotate_and_stay_in_the_jwks_while_their_tokens_live() {
+        let (ring, dir) = ring("rotate");
+        let t0 = 1_800_000_000_000;
+        let first = ring.current(t0).unwrap();
+        assert_eq!(ring.current(t0 + 1000).unwrap().kid, first.kid, "no rotation before it is due");
+        assert_eq!(kids(&ring.jwks(t0)), [first.kid.clone()]);
+
+        let t1 = t0 + ROTATE_AFTER_MS + 1;
+        let second = ring.current(t1).unwrap();
+        assert_ne!(second.kid, first.kid);
+        // The newest first; the replaced key still verifies tokens it signed.
+        assert_eq!(kids(&ring.jwks(t1)), [second.kid.clone(), first.kid.clone()]);
+        let live_until = t1 + MAX_LIFETIME_S as i64 * 1000 + RETIRE_MARGIN_MS;
+        assert_eq!(kids(&ring.jwks(live_until)).len(), 2);
+        assert_eq!(kids(&ring.jwks(live_until + 1)), [second.kid.clone()]);
+
+        // The next rotation deletes it; a restarted ring opens the sealed key.
+        let third = ring.current(t1 + ROTATE_AFTER_MS + 1).unwrap();
+        assert_eq!(ring.stored().len(), 2);
+        let (x, y) = (ring.stored()[1].1.x.clone(), ring.stored()[1].1.y.clone());
+        let reopened = ring.open(&ring.stored()[1].1).unwrap();
+        assert_eq!(reopened.kid, third.kid);
+        let sig = reopened.sign(b"m").unwrap();
+        assert!(tumbler_crypto::jws::verify_es256(
+            &URL_SAFE_NO_PAD.decode(x).unwrap(),
+            &URL_SAFE_NO_PAD.decode(y).unwrap(),
+            b"m",
+            &sig
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
