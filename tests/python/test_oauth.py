@@ -305,3 +305,71 @@ def test_a_broker_refuses_a_token_that_does_not_verify(srv, http, oauth_kafka):
         "oauth_cb": lambda _config: (answer["access_token"], time.time() + 300, client["Name"]),
     })
     admin.list_topics(timeout=10)
+
+
+def signed_token_request(srv, access_key: str, secret_key: str, session_token: str | None = None,
+                         body: str = "grant_type=client_credentials", when=None):
+    """A token request SigV4-signed for `tumbler`: (headers, body) to send."""
+    from unittest import mock
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(method="POST", url=srv.url + "/oauth2/token", data=body.encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    signer = botocore.auth.SigV4Auth(Credentials(access_key, secret_key, session_token), "tumbler", "us-east-1")
+    if when is not None:
+        with mock.patch.object(botocore.auth, "get_current_datetime", lambda *a, **k: when):
+            signer.add_auth(req)
+    else:
+        signer.add_auth(req)
+    prepared = req.prepare()
+    return dict(prepared.headers.items()), prepared.body
+
+
+def send(http, srv, headers, body):
+    r = http.request("POST", srv.url + "/oauth2/token", body=body, headers=headers)
+    return r.status, json.loads(r.data)
+
+
+def test_aws_credentials_exchange_for_a_token_once(srv, http):
+    """A SigV4-signed request (no client secret to distribute) gets a token
+    naming the caller; the same signed request again, or a stale one, does not."""
+    import datetime as dt
+
+    iam = make_client(srv, "iam")
+    name = f"svc-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    headers, body = signed_token_request(srv, key["AccessKeyId"], key["SecretAccessKey"])
+    status, answer = send(http, srv, headers, body)
+    assert status == 200, answer
+    jwks = json.loads(http.request("GET", srv.url + "/.well-known/jwks.json").data)
+    _, claims = verify(answer["access_token"], jwks)
+    assert claims["sub"] == name and claims["scope"] == "kafka" and "client_id" not in claims
+    status, again = send(http, srv, headers, body)
+    assert (status, again["error"]) == (401, "invalid_client") and "already exchanged" in again["error_description"]
+
+    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
+    status, answer = send(http, srv, *signed_token_request(srv, key["AccessKeyId"], key["SecretAccessKey"], when=stale))
+    assert (status, answer["error"]) == (401, "invalid_client"), answer
+    bad_headers, body = signed_token_request(srv, key["AccessKeyId"], "not-the-secret-key-000000000000000000000")
+    assert send(http, srv, bad_headers, body)[1]["error"] == "invalid_client"
+    status, answer = send(http, srv, *signed_token_request(srv, key["AccessKeyId"], key["SecretAccessKey"],
+                                                           body="grant_type=client_credentials&scope=admin"))
+    assert (status, answer["error"]) == (400, "invalid_scope")
+
+    # A role session's token names the role: ACLs are written for roles.
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": "arn:aws:iam::000000000000:root"}}]})
+    role = f"orders-writer-{uuid.uuid4().hex[:6]}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    sts = make_client(srv, "sts")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::000000000000:role/{role}", RoleSessionName="pod-7")["Credentials"]
+    status, answer = send(http, srv, *signed_token_request(srv, creds["AccessKeyId"], creds["SecretAccessKey"],
+                                                           creds["SessionToken"]))
+    assert status == 200, answer
+    assert json.loads(b64url(answer["access_token"].split(".")[1]))["sub"] == role
+    trail = audit_events(srv, "IssueOAuthToken")
+    assert f"assumed-role/{role}/pod-7" in trail and "already exchanged" in trail

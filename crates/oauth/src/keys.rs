@@ -223,7 +223,11 @@ mod tests {
         let (ring, dir) = ring("rotate");
         let t0 = 1_800_000_000_000;
         let first = ring.current(t0).unwrap();
-        assert_eq!(ring.current(t0 + 1000).unwrap().kid, first.kid, "no rotation before it is due");
+        assert_eq!(
+            ring.current(t0 + 1000).unwrap().kid,
+            first.kid,
+            "no rotation before it is due"
+        );
         assert_eq!(kids(&ring.jwks(t0)), [first.kid.clone()]);
 
         let t1 = t0 + ROTATE_AFTER_MS + 1;

@@ -38,6 +38,9 @@ pub struct OAuthService {
     issuer: String,
     /// `aud`: brokers check it (`sasl.oauthbearer.expected.audience`).
     audience: String,
+    /// Signatures of SigV4-signed token requests already answered, until
+    /// they expire: a signed request is exchanged once.
+    seen_signatures: std::sync::Mutex<std::collections::HashMap<Vec<u8>, i64>>,
 }
 
 /// One call's caller, for the client API.
@@ -140,6 +143,7 @@ impl OAuthService {
             store,
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience,
+            seen_signatures: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -317,88 +321,203 @@ impl OAuthService {
                 ));
             }
         };
-        let scopes: Vec<String> = match &scope {
-            None => client.scopes.clone(),
-            Some(s) => {
-                let asked: Vec<String> = s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect();
-                if let Some(bad) = asked.iter().find(|t| !client.scopes.contains(t)) {
+        let scopes = granted_scopes(scope.as_deref(), &client.scopes).map_err(|e| (e, asker))?;
+        let asker = Asker {
+            client_id: Some(client.client_id.clone()),
+            principal_arn: Some(client.principal_arn.clone()),
+        };
+        self.issue(
+            Grantee {
+                client_id: Some(client.client_id),
+                principal_arn: client.principal_arn,
+                subject: principal.name,
+            },
+            scopes,
+            client.lifetime_s,
+            now,
+        )
+        .map_err(|e| (e, asker))
+    }
+
+    /// A token for a caller who signed the request with SigV4 (its own AWS
+    /// credentials, STS session credentials included): `subject` is its
+    /// Kafka name, the scope at most `kafka`, the lifetime the default.
+    /// `signature` refuses a replay of the same signed request.
+    pub fn token_for_signed_caller(
+        &self,
+        subject: &str,
+        principal_arn: &str,
+        signature: &[u8],
+        body: &[u8],
+        now: jiff::Timestamp,
+    ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
+        let asker = Asker {
+            client_id: None,
+            principal_arn: Some(principal_arn.to_owned()),
+        };
+        let mut grant = None;
+        let mut scope = None;
+        for (k, v) in form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "grant_type" if grant.is_none() => grant = Some(v.into_owned()),
+                "scope" if scope.is_none() => scope = Some(v.into_owned()),
+                "grant_type" | "scope" => {
+                    return Err((token_error(400, "invalid_request", "A parameter is repeated."), asker));
+                }
+                "client_id" | "client_secret" => {
                     return Err((
                         token_error(
                             400,
-                            "invalid_scope",
-                            format!("The client may not ask for the scope {bad:?}."),
+                            "invalid_request",
+                            "Use one client authentication method: SigV4 or a client secret.",
                         ),
                         asker,
                     ));
                 }
-                let mut unique: Vec<String> = Vec::new();
-                for t in asked {
-                    if !unique.contains(&t) {
-                        unique.push(t);
-                    }
-                }
-                unique
+                _ => {}
             }
+        }
+        if grant.as_deref() != Some("client_credentials") {
+            return Err((
+                token_error(
+                    400,
+                    "unsupported_grant_type",
+                    "Only the client_credentials grant is supported.",
+                ),
+                asker,
+            ));
+        }
+        if !self.first_use(signature, now) {
+            return Err((
+                token_error(
+                    401,
+                    "invalid_client",
+                    "This signed request was already exchanged for a token; sign a new one.",
+                ),
+                asker,
+            ));
+        }
+        let scopes = granted_scopes(scope.as_deref(), &[DEFAULT_SCOPE.to_owned()]).map_err(|e| (e, asker))?;
+        let asker = Asker {
+            client_id: None,
+            principal_arn: Some(principal_arn.to_owned()),
         };
-        let key = match self.keys.current(now.as_millisecond()) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::error!(error = %e, "no OAuth signing key");
-                return Err((
-                    token_error(500, "server_error", "The token could not be signed."),
-                    asker,
-                ));
+        self.issue(
+            Grantee {
+                client_id: None,
+                principal_arn: principal_arn.to_owned(),
+                subject: subject.to_owned(),
+            },
+            scopes,
+            DEFAULT_LIFETIME_S,
+            now,
+        )
+        .map_err(|e| (e, asker))
+    }
+
+    /// Whether this signature is new. Signatures are kept as long as SigV4
+    /// accepts a signed request (15 minutes, both sides of the clock).
+    fn first_use(&self, signature: &[u8], now: jiff::Timestamp) -> bool {
+        let now_ms = now.as_millisecond();
+        let mut seen = self.seen_signatures.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() > 4096 {
+            seen.retain(|_, until| *until > now_ms);
+        }
+        match seen.get(signature) {
+            Some(until) if *until > now_ms => false,
+            _ => {
+                seen.insert(signature.to_vec(), now_ms + 15 * 60_000);
+                true
             }
-        };
+        }
+    }
+
+    fn issue(
+        &self,
+        grantee: Grantee,
+        scopes: Vec<String>,
+        lifetime_s: u64,
+        now: jiff::Timestamp,
+    ) -> Result<(Vec<u8>, Issued), TokenError> {
+        let signing_failed = || token_error(500, "server_error", "The token could not be signed.");
+        let key = self.keys.current(now.as_millisecond()).map_err(|e| {
+            tracing::error!(error = %e, "no OAuth signing key");
+            signing_failed()
+        })?;
         let iat = now.as_second();
         let jti = uuid::Uuid::new_v4().to_string();
         let scope_text = scopes.join(" ");
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid});
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.issuer,
-            "sub": principal.name,
+            "sub": grantee.subject,
             "aud": self.audience,
             "iat": iat,
             "nbf": iat,
-            "exp": iat + client.lifetime_s as i64,
+            "exp": iat + lifetime_s as i64,
             "jti": jti,
             "scope": scope_text,
-            "client_id": client.client_id,
         });
+        if let Some(id) = &grantee.client_id {
+            claims["client_id"] = json!(id);
+        }
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature = match key.sign(input.as_bytes()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "signing a token failed");
-                return Err((
-                    token_error(500, "server_error", "The token could not be signed."),
-                    asker,
-                ));
-            }
-        };
+        let signature = key.sign(input.as_bytes()).map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            signing_failed()
+        })?;
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
         let answer = json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": client.lifetime_s,
+            "expires_in": lifetime_s,
             "scope": scope_text,
         });
         Ok((
             answer.to_string().into_bytes(),
             Issued {
-                client_id: client.client_id,
-                principal_arn: client.principal_arn,
-                subject: principal.name,
+                client_id: grantee.client_id.unwrap_or_default(),
+                principal_arn: grantee.principal_arn,
+                subject: grantee.subject,
                 scope: scope_text,
                 jti,
-                expires_in: client.lifetime_s,
+                expires_in: lifetime_s,
             },
         ))
     }
+}
+
+/// Who a token names.
+struct Grantee {
+    client_id: Option<String>,
+    principal_arn: String,
+    subject: String,
+}
+
+/// The scopes a token gets: those asked for (space-separated, each one
+/// allowed, duplicates dropped), or every allowed one.
+fn granted_scopes(asked: Option<&str>, allowed: &[String]) -> Result<Vec<String>, TokenError> {
+    let Some(asked) = asked else {
+        return Ok(allowed.to_vec());
+    };
+    let mut unique: Vec<String> = Vec::new();
+    for t in asked.split(' ').filter(|t| !t.is_empty()) {
+        if !allowed.iter().any(|a| a == t) {
+            return Err(token_error(
+                400,
+                "invalid_scope",
+                format!("The client may not ask for the scope {t:?}."),
+            ));
+        }
+        if !unique.iter().any(|u| u == t) {
+            unique.push(t.to_owned());
+        }
+    }
+    Ok(unique)
 }
 
 /// A token request, read (not yet checked against any client).

@@ -139,6 +139,38 @@ fn oauth_error(e: &tumbler_oauth::TokenError, request_id: &str) -> Response {
     r
 }
 
+/// The Kafka principal name of an AWS caller: a role session is its role
+/// (ACLs name roles, not sessions), a user's session the user.
+fn kafka_name(p: &tumbler_identity::Principal) -> String {
+    let last = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    match &p.session {
+        Some(session) => match &session.role_arn {
+            Some(role) => last(role),
+            None => last(&p.arn),
+        },
+        None => p.name.clone(),
+    }
+}
+
+/// A refused token request before the service saw it: audited, answered.
+async fn oauth_refusal(
+    state: &Arc<AppState>,
+    parts: &http::request::Parts,
+    info: ConnInfo,
+    rid: &str,
+    refusal: tumbler_oauth::TokenError,
+    asker: tumbler_oauth::Asker,
+) -> Response {
+    if state.audit != AuditMode::Off {
+        let event = audit::oauth_token_event(parts, info, rid, &state.oauth_region, Err((&refusal, &asker)));
+        if let Err(e) = state.audit_sink.record(event).await {
+            tracing::error!(request_id = %rid, error = %e, "audit event of a token request not written");
+        }
+    }
+    tracing::info!(request_id = %rid, error = refusal.error, "token refused: {}", refusal.description);
+    oauth_error(&refusal, rid)
+}
+
 /// `POST /oauth2/token` (RFC 6749 §4.4): client credentials for a JWT.
 /// Every issuance and refusal goes to the audit trail.
 pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
@@ -173,18 +205,46 @@ pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Inc
         .headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("?").to_owned());
-    let s = state.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || s.oauth.token(authorization.as_deref(), &body, jiff::Timestamp::now()))
-            .await
-            .unwrap_or_else(|_| {
-                let e = TokenError {
-                    status: 500,
-                    error: "server_error",
-                    description: "An internal error occurred.".into(),
+    // A SigV4-signed request exchanges the caller's own AWS credentials.
+    let signed = authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
+        || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Signature="));
+    let caller = if signed {
+        match authenticate(&state.identity, &parts, &body, Some("tumbler"), jiff::Timestamp::now()) {
+            Ok(caller) => Some(caller),
+            Err(e) => {
+                let refusal = TokenError {
+                    status: 401,
+                    error: "invalid_client",
+                    description: format!("The SigV4 signature was not accepted: {}: {}", e.code, e.message),
                 };
-                Err((e, Asker::default()))
-            });
+                return oauth_refusal(state, &parts, info, &rid, refusal, Asker::default()).await;
+            }
+        }
+    } else {
+        None
+    };
+    let s = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let now = jiff::Timestamp::now();
+        match &caller {
+            Some(c) => {
+                s.oauth
+                    .token_for_signed_caller(&kafka_name(&c.principal), &c.principal.arn, &c.signature, &body, now)
+            }
+            None => s.oauth.token(authorization.as_deref(), &body, now),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let e = TokenError {
+            status: 500,
+            error: "server_error",
+            description: "An internal error occurred.".into(),
+        };
+        Err((e, Asker::default()))
+    });
     if state.audit != AuditMode::Off {
         let outcome = match &outcome {
             Ok((_, issued)) => Ok(issued),

@@ -16,6 +16,8 @@ pub struct Caller {
     pub access_key_id: String,
     pub region: String,
     pub service: String,
+    /// The request's signature (the token endpoint refuses its replay).
+    pub signature: Vec<u8>,
 }
 
 fn sigv4_error(e: SigV4Error) -> AwsError {
@@ -90,5 +92,6 @@ pub fn authenticate(
         access_key_id: auth.access_key_id,
         region: auth.region,
         service: auth.service,
+        signature: auth.signature,
     })
 }
