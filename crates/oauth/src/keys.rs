@@ -228,7 +228,7 @@ mod tests {
             first.kid,
             "no rotation before it is due"
         );
-        assert_eq!(kids(&ring.jwks(t0)), [first.kid.clone()]);
+        assert_eq!(kids(&ring.jwks(t0)), std::slice::from_ref(&first.kid));
 
         let t1 = t0 + ROTATE_AFTER_MS + 1;
         let second = ring.current(t1).unwrap();
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(kids(&ring.jwks(t1)), [second.kid.clone(), first.kid.clone()]);
         let live_until = t1 + MAX_LIFETIME_S as i64 * 1000 + RETIRE_MARGIN_MS;
         assert_eq!(kids(&ring.jwks(live_until)).len(), 2);
-        assert_eq!(kids(&ring.jwks(live_until + 1)), [second.kid.clone()]);
+        assert_eq!(kids(&ring.jwks(live_until + 1)), std::slice::from_ref(&second.kid));
 
         // The next rotation deletes it; a restarted ring opens the sealed key.
         let third = ring.current(t1 + ROTATE_AFTER_MS + 1).unwrap();
