@@ -633,3 +633,32 @@ def test_deleting_an_associated_secret_removes_its_user(srv, sm, msk, key, clust
              what="the association's removal")
     assert user not in kafka.scram_users()
     assert not kafka.can_login(user, password)
+
+
+def test_a_cluster_takes_at_most_1000_users(srv, sm, msk, key, kafka):
+    """MSK's limit, enforced per secret: the 1,001st is refused, and the
+    first 1,000 are all on the broker."""
+    import concurrent.futures
+
+    out, _ = register(srv, sm, kafka, f"full-{uuid.uuid4().hex[:6]}")
+    assert out.returncode == 0, out.stderr
+    cluster = json.loads(out.stdout)["Cluster"]["ClusterArn"]
+    tag = uuid.uuid4().hex[:6]
+    pool_sm = make_client(srv, max_pool_connections=16)
+
+    def create(i: int) -> str:
+        return pool_sm.create_secret(Name=f"AmazonMSK_full-{tag}-{i:04}", KmsKeyId=key, SecretString=json.dumps(
+            {"username": f"full-{tag}-{i:04}", "password": f"pw-{i}-{tag}"}))["ARN"]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        arns = list(pool.map(create, range(1001)))
+    for i in range(0, 1000, 10):
+        assert associate(msk, cluster, *arns[i:i + 10]) == []
+    refused = associate(msk, cluster, arns[1000])
+    assert [(u["SecretArn"], u["ErrorCode"]) for u in refused] == [(arns[1000], "TooManyUsers")]
+    assert "at most 1000" in refused[0]["ErrorMessage"]
+    on_broker = kafka.scram_users()
+    assert all(f"full-{tag}-{i:04}" in on_broker for i in range(1000))
+    assert f"full-{tag}-1000" not in on_broker
+    out = run_tumbler("kafka", "deregister", "--cluster", cluster, "--force", env=cli_env(srv))
+    assert out.returncode == 0, out.stderr

@@ -50,8 +50,13 @@ impl SigningKey {
 pub struct KeyRing {
     store: Arc<dyn Store>,
     kek: Kek,
-    current: Mutex<Option<(Arc<SigningKey>, i64)>>,
+    /// The signing key, its creation time, and when it was read: re-read
+    /// every minute, so a key another node rotated in is picked up long
+    /// before the replaced one leaves the JWKS.
+    current: Mutex<Option<(Arc<SigningKey>, i64, i64)>>,
 }
+
+const REREAD_MS: i64 = 60_000;
 
 fn arn(kid: &str) -> String {
     format!("arn:aws:tumbler:::oauth-signing-key/{kid}")
@@ -85,8 +90,9 @@ impl KeyRing {
     /// when it is due.
     pub fn current(&self, now_ms: i64) -> Result<Arc<SigningKey>, String> {
         let mut cached = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((key, created)) = cached.as_ref()
+        if let Some((key, created, read)) = cached.as_ref()
             && now_ms - created < ROTATE_AFTER_MS
+            && (0..REREAD_MS).contains(&(now_ms - read))
         {
             return Ok(key.clone());
         }
@@ -97,7 +103,7 @@ impl KeyRing {
             _ => self.rotate(&keys, now_ms)?,
         };
         let key = Arc::new(key);
-        *cached = Some((key.clone(), created));
+        *cached = Some((key.clone(), created, now_ms));
         Ok(key)
     }
 
