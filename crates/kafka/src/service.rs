@@ -131,11 +131,9 @@ fn store_err(e: StoreError) -> AwsError {
     AwsError::internal("An internal error occurred. Try the request again.")
 }
 
-fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AwsError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| AwsError::serialization(format!("The request body is not valid: {e}")))
+/// The request's JSON (an empty body is `{}`); errors never echo a value.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    tumbler_wire::decode(body)
 }
 
 #[derive(Deserialize, Default)]

@@ -115,11 +115,9 @@ pub fn is_read_only(op: &str) -> bool {
     op == "ListClients"
 }
 
-fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AwsError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| AwsError::serialization(format!("The request body is not valid: {e}")))
+/// The request's JSON (an empty body is `{}`); errors never echo a value.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    tumbler_wire::decode(body)
 }
 
 fn store_err(e: StoreError) -> AwsError {

@@ -703,12 +703,18 @@ async fn databases_call(
         key_authorizer: authorizer,
     };
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.databases.call(&ctx, &op, &body))
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("operation panicked");
-            Err(AwsError::internal("An internal error occurred. Try the request again."))
-        })
+    on_blocking_pool(move || s.databases.call(&ctx, &op, &body)).await
+}
+
+/// Run a call that talks to the store or the network on the blocking pool;
+/// a panic becomes InternalFailure, not a dropped connection.
+async fn on_blocking_pool(
+    call: impl FnOnce() -> Result<Vec<u8>, AwsError> + Send + 'static,
+) -> Result<Vec<u8>, AwsError> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|_| {
+        tracing::error!("operation panicked");
+        Err(AwsError::internal("An internal error occurred. Try the request again."))
+    })
 }
 
 enum KafkaCall {
@@ -741,15 +747,11 @@ async fn kafka_call(
         secrets_authorizer: authorizer,
     };
     let s = state.clone();
-    tokio::task::spawn_blocking(move || match call {
+    on_blocking_pool(move || match call {
         KafkaCall::Own(op) => s.kafka.call(&ctx, &op, &body),
         KafkaCall::Msk { op, cluster_arn, query } => s.kafka.rest_call(&ctx, op, &cluster_arn, query.as_deref(), &body),
     })
     .await
-    .unwrap_or_else(|_| {
-        tracing::error!("operation panicked");
-        Err(AwsError::internal("An internal error occurred. Try the request again."))
-    })
 }
 
 /// Tumbler's OAuth clients; they write to the store, so they run on the
@@ -769,12 +771,7 @@ async fn oauth_call(
         authorizer: Arc::new(crate::authz::CallerAuthorizer::new(state, caller, info, now)),
     };
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.oauth.call(&ctx, &op, &body))
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("operation panicked");
-            Err(AwsError::internal("An internal error occurred. Try the request again."))
-        })
+    on_blocking_pool(move || s.oauth.call(&ctx, &op, &body)).await
 }
 
 /// CloudTrail's LookupEvents over the audit trail.
