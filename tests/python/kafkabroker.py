@@ -276,6 +276,30 @@ class KafkaBroker:
         for future in self.admin().create_acls(bindings).values():
             future.result(timeout=30)
 
+    def _acl_filter(self, user: str):
+        from confluent_kafka.admin import (
+            AclBindingFilter,
+            AclOperation,
+            AclPermissionType,
+            ResourcePatternType,
+            ResourceType,
+        )
+
+        return AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{user}", None,
+                                AclOperation.ANY, AclPermissionType.ANY)
+
+    def acls(self, user: str) -> set[tuple[str, str, str, str, str]]:
+        """User:<user>'s ACLs as (permission, operation, resource type,
+        pattern type, resource name), as the broker describes them."""
+        bindings = self.admin().describe_acls(self._acl_filter(user)).result(timeout=30)
+        return {(b.permission_type.name, b.operation.name, b.restype.name, b.resource_pattern_type.name, b.name)
+                for b in bindings}
+
+    def delete_acls(self, user: str) -> None:
+        """Delete every ACL of User:<user> by hand."""
+        for future in self.admin().delete_acls([self._acl_filter(user)]).values():
+            future.result(timeout=30)
+
     def scram_users(self) -> set[str]:
         """Users with a SCRAM-SHA-512 credential, as the broker describes them."""
         from confluent_kafka.admin import ScramMechanism

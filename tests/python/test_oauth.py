@@ -19,6 +19,7 @@ from conftest import (
     make_client,
     run_tumbler,
     start_server,
+    wait_for,
 )
 
 AUDIENCE = "kafka-it"
@@ -27,7 +28,8 @@ AUDIENCE = "kafka-it"
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     base = tmp_path_factory.mktemp("tumbler-oauth")
-    server = start_server(base, tls=False, env={"TUMBLER_OAUTH_AUDIENCE": AUDIENCE})
+    server = start_server(base, tls=False, env={"TUMBLER_OAUTH_AUDIENCE": AUDIENCE,
+                                                "TUMBLER_KAFKA_RECONCILE_INTERVAL_SECS": "2"})
     yield server
     server.kill()
 
@@ -305,6 +307,167 @@ def test_a_broker_refuses_a_token_that_does_not_verify(srv, http, oauth_kafka):
         "oauth_cb": lambda _config: (answer["access_token"], time.time() + 300, client["Name"]),
     })
     admin.list_topics(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def oauth_cluster(srv, oauth_kafka) -> str:
+    """The OAuth broker registered with Tumbler (through its SCRAM listener),
+    so that kafka-cluster:* policies become its ACLs."""
+    from kafkabroker import ADMIN_PASSWORD, ADMIN_USER
+
+    admin = make_client(srv).create_secret(
+        Name=f"kafka-admin-{uuid.uuid4().hex[:8]}",
+        SecretString=json.dumps({"username": ADMIN_USER, "password": ADMIN_PASSWORD}))
+    out = run_tumbler("kafka", "register", "--name", "oauth", "--admin-secret-id", admin["ARN"],
+                      "--bootstrap-servers", oauth_kafka.bootstrap, "--security-protocol", "SASL_PLAINTEXT",
+                      env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["Cluster"]["ClusterArn"]
+
+
+def msk_arn(cluster: str, kind: str, name: str) -> str:
+    """MSK's ARN of a topic, group or transactional id of `cluster`."""
+    return cluster.replace(":cluster/", f":{kind}/", 1) + "/" + name
+
+
+def grant(srv, user: str, *statements: dict) -> None:
+    make_client(srv, "iam").put_user_policy(
+        UserName=user, PolicyName="kafka",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+
+
+def produce_as(broker, srv, client: dict, topic: str):
+    """Produce one message with a token from Tumbler: None, or the delivery error."""
+    from confluent_kafka import Producer
+
+    outcome: list = []
+    p = Producer(oauth_config(broker, srv, client, **{"message.timeout.ms": 10000}))
+    p.produce(topic, b"hello", on_delivery=lambda err, msg: outcome.append(err))
+    p.flush(20)
+    return outcome[0] if outcome else "no delivery report"
+
+
+def test_write_data_on_orders_becomes_an_acl_and_payments_stays_closed(srv, oauth_kafka, oauth_cluster):
+    """A kafka-cluster:WriteData policy on `orders` is a WRITE ACL for the
+    principal's token: it produces to orders, not to payments. The
+    reconciler puts back an ACL deleted by hand; removing the policy
+    removes Tumbler's ACLs and leaves one made by hand."""
+    client = new_client(srv)
+    user = client["Name"]
+    orders, payments = f"orders-{uuid.uuid4().hex[:6]}", f"payments-{uuid.uuid4().hex[:6]}"
+    oauth_kafka.create_topic(orders)
+    oauth_kafka.create_topic(payments)
+    assert produce_as(oauth_kafka, srv, client, orders) is not None  # no ACL yet
+
+    grant(srv, user, {"Effect": "Allow",
+                      "Action": ["kafka-cluster:Connect", "kafka-cluster:WriteData", "kafka-cluster:DescribeTopic"],
+                      "Resource": [oauth_cluster, msk_arn(oauth_cluster, "topic", orders)]})
+    want = {("ALLOW", "WRITE", "TOPIC", "LITERAL", orders), ("ALLOW", "DESCRIBE", "TOPIC", "LITERAL", orders)}
+    wait_for(lambda: oauth_kafka.acls(user) == want, timeout=20, what="the policy's ACLs")
+    assert produce_as(oauth_kafka, srv, client, orders) is None
+    denied = produce_as(oauth_kafka, srv, client, payments)
+    assert denied is not None and denied.name() == "TOPIC_AUTHORIZATION_FAILED", denied
+
+    described = json.loads(run_tumbler("kafka", "describe", "--cluster", oauth_cluster, env=cli_env(srv)).stdout)
+    assert f'Allow User:{user} WRITE on TOPIC LITERAL "{orders}"' in described["Cluster"]["Acls"]["OwnedAcls"]
+    assert "LastError" not in described["Cluster"]["Acls"]
+    created = [acl for line in audit_events(srv, "SyncKafkaAcls").splitlines() if line.strip()
+               for acl in json.loads(line)["requestParameters"]["createdAcls"]]
+    assert f'Allow User:{user} WRITE on TOPIC LITERAL "{orders}"' in created, created
+
+    # Drift: deleted by hand, put back by the reconciler.
+    oauth_kafka.delete_acls(user)
+    wait_for(lambda: oauth_kafka.acls(user) == want, timeout=20, what="the repair of a deleted ACL")
+
+    # An ACL someone made by hand is not Tumbler's to delete.
+    oauth_kafka.allow(user, payments)
+    hand_made = {a for a in oauth_kafka.acls(user) if a[4] == payments}
+    assert len(hand_made) == 3
+    make_client(srv, "iam").delete_user_policy(UserName=user, PolicyName="kafka")
+    wait_for(lambda: oauth_kafka.acls(user) == hand_made, timeout=20, what="the removal of the policy's ACLs")
+    deleted = [acl for line in audit_events(srv, "SyncKafkaAcls").splitlines() if line.strip()
+               for acl in json.loads(line)["requestParameters"]["deletedAcls"]]
+    assert f'Allow User:{user} WRITE on TOPIC LITERAL "{orders}"' in deleted, deleted
+    denied = produce_as(oauth_kafka, srv, client, orders)
+    assert denied is not None and denied.name() == "TOPIC_AUTHORIZATION_FAILED", denied
+    oauth_kafka.delete_acls(user)
+
+
+def test_committing_offsets_needs_alter_group(srv, oauth_kafka, oauth_cluster):
+    """The seed's 2am bug as a test: ReadData alone lets a consumer fetch
+    but not commit its group's offsets; with AlterGroup it commits."""
+    from confluent_kafka import (
+        Consumer,
+        ConsumerGroupTopicPartitions,
+        KafkaError,
+        KafkaException,
+        Producer,
+        TopicPartition,
+    )
+    from confluent_kafka.admin import AdminClient
+    from kafkabroker import ADMIN_PASSWORD, ADMIN_USER
+
+    topic, group = f"events-{uuid.uuid4().hex[:6]}", f"billing-{uuid.uuid4().hex[:6]}"
+    oauth_kafka.create_topic(topic)
+    p = Producer(oauth_kafka.client_config(ADMIN_USER, ADMIN_PASSWORD))
+    p.produce(topic, b"invoice")
+    assert p.flush(20) == 0
+
+    read = {"Effect": "Allow", "Action": ["kafka-cluster:Connect", "kafka-cluster:ReadData",
+                                          "kafka-cluster:DescribeTopic"],
+            "Resource": [oauth_cluster, msk_arn(oauth_cluster, "topic", topic)]}
+    alter_group = {"Effect": "Allow", "Action": ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                   "Resource": msk_arn(oauth_cluster, "group", "billing-*")}
+    with_group, without = new_client(srv), new_client(srv)
+    grant(srv, with_group["Name"], read, alter_group)
+    grant(srv, without["Name"], read)
+    wait_for(lambda: ("ALLOW", "READ", "GROUP", "PREFIXED", "billing-") in oauth_kafka.acls(with_group["Name"])
+             and ("ALLOW", "READ", "TOPIC", "LITERAL", topic) in oauth_kafka.acls(without["Name"]),
+             timeout=20, what="the policies' ACLs")
+
+    def consume(client, group: str, commit: bool):
+        """Fetch the message (and commit its offset in `group`): None, or the
+        commit's error."""
+        outcome: list = []
+        c = Consumer(oauth_config(oauth_kafka, srv, client, **{
+            "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "on_commit": lambda err, partitions: outcome.append(err)}))
+        try:
+            c.assign([TopicPartition(topic, 0, 0)])
+            deadline = time.monotonic() + 20
+            msg = None
+            while msg is None and time.monotonic() < deadline:
+                msg = c.poll(0.5)
+            assert msg is not None and msg.error() is None and msg.value() == b"invoice", msg
+            if not commit:
+                return None
+            c.commit(message=msg, asynchronous=True)
+            deadline = time.monotonic() + 10
+            while not outcome and time.monotonic() < deadline:
+                c.poll(0.2)
+            return outcome[0] if outcome else "no commit outcome within 10 s"
+        finally:
+            c.close()
+
+    def committed(group: str) -> int:
+        """The group's committed offset, as the broker's super user sees it."""
+        futures = oauth_kafka.admin().list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])
+        return futures[group].result(timeout=30).topic_partitions[0].offset
+
+    assert consume(with_group, group, commit=True) is None
+    assert committed(group) == 1
+    # ReadData alone: the fetch works...
+    assert consume(without, group, commit=False) is None
+    # ...but committing the offset (the same OffsetCommit a consumer sends)
+    # is refused for the group.
+    admin = AdminClient(oauth_config(oauth_kafka, srv, without))
+    future = admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 0)])])[group]
+    with pytest.raises(KafkaException) as refused:
+        future.result(timeout=30)
+    assert refused.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED, refused.value
+    assert committed(group) == 1
 
 
 def signed_token_request(srv, access_key: str, secret_key: str, session_token: str | None = None,

@@ -313,6 +313,7 @@ fn server(args: ServerArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
         let kafka = Arc::new(tumbler_kafka::KafkaService::new(
             setup.secrets.clone(),
+            setup.identity.clone(),
             setup.store.clone(),
             tokio::runtime::Handle::current(),
             Arc::new(move |report: &tumbler_kafka::SyncReport<'_>| {

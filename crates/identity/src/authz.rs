@@ -268,16 +268,12 @@ impl Identity {
         if let Some(p) = self.session_policies.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(p);
         }
+        let seen = self.generation();
         let policy = match self.managed_policy_named(arn)? {
             Some(p) => p,
             None => allows_nothing(arn),
         };
-        if let Ok(mut m) = self.session_policies.write() {
-            if m.len() >= 1024 {
-                m.clear();
-            }
-            m.insert(key, policy.clone());
-        }
+        self.cache(&self.session_policies, seen, 1024, key, policy.clone());
         Ok(policy)
     }
 
@@ -302,6 +298,7 @@ impl Identity {
         if let Some(p) = self.policies.read().ok().and_then(|m| m.get(arn).cloned()) {
             return Ok(p);
         }
+        let seen = self.generation();
         let mut assembled = PrincipalPolicies {
             identity: Vec::new(),
             sources: Vec::new(),
@@ -330,9 +327,7 @@ impl Identity {
             }
         }
         let assembled = Arc::new(assembled);
-        if let Ok(mut m) = self.policies.write() {
-            m.insert(arn.to_owned(), assembled.clone());
-        }
+        self.cache(&self.policies, seen, usize::MAX, arn.to_owned(), assembled.clone());
         Ok(assembled)
     }
 

@@ -110,9 +110,29 @@ pub struct Identity {
     session_policies: RwLock<HashMap<String, NamedPolicy>>,
     /// Serializes IAM changes on this node (see `iam_call`).
     iam_writes: std::sync::Mutex<()>,
+    /// Told of every IAM change made through this node (the Kafka ACLs
+    /// follow policies).
+    change_listeners: RwLock<Vec<Box<dyn Fn() + Send + Sync>>>,
+    /// Bumped by every IAM change: a cache entry read from the store
+    /// before a change is not kept after it (see `cache`).
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// A user or role with the policies that decide what it may do: what the
+/// Kafka ACL compiler reads.
+pub struct PolicyHolder {
+    pub arn: String,
+    /// `user` or `role`.
+    pub kind: String,
+    pub name: String,
+    pub unique_id: String,
+    /// Its own policies and its groups'.
+    pub identity: Vec<NamedPolicy>,
+    pub boundary: Option<NamedPolicy>,
 }
 
 const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
+const MAX_CACHED_CREDENTIALS: usize = 100_000;
 
 /// `AKIA` + 16 characters of AWS's access key alphabet.
 pub fn new_access_key_id() -> Result<String, IdentityError> {
@@ -154,11 +174,70 @@ impl Identity {
             policies: RwLock::new(HashMap::new()),
             session_policies: RwLock::new(HashMap::new()),
             iam_writes: std::sync::Mutex::new(()),
+            change_listeners: RwLock::new(Vec::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The IAM generation, read before a store read whose result is cached.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cache `value` unless IAM changed since `seen`: without the check, a
+    /// read that raced a change could cache the state before it after the
+    /// change had emptied the cache, and keep it until the next change.
+    /// Full maps are emptied first.
+    pub(crate) fn cache<K: std::hash::Hash + Eq, V>(
+        &self,
+        map: &RwLock<HashMap<K, V>>,
+        seen: u64,
+        limit: usize,
+        key: K,
+        value: V,
+    ) {
+        if let Ok(mut m) = map.write() {
+            // Checked under the lock `invalidate` clears the map with.
+            if self.generation() != seen {
+                return;
+            }
+            if m.len() >= limit {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+
+    /// Call `listener` after every IAM change made through this node. It
+    /// runs inside the change's call, so it should only signal.
+    pub fn on_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut l) = self.change_listeners.write() {
+            l.push(Box::new(listener));
+        }
+    }
+
+    /// Every user and role of `account`, with its policies.
+    pub fn policy_holders(&self, account: &str) -> Result<Vec<PolicyHolder>, IdentityError> {
+        let mut holders = Vec::new();
+        for kind in ["user", "role"] {
+            for row in self.store.principals(account, kind)? {
+                let policies = self.policies_of(&row.arn)?;
+                holders.push(PolicyHolder {
+                    identity: policies.identity.clone(),
+                    boundary: policies.boundary.clone(),
+                    arn: row.arn,
+                    kind: row.kind,
+                    name: row.name,
+                    unique_id: row.unique_id,
+                });
+            }
+        }
+        Ok(holders)
     }
 
     /// Forget everything derived from IAM state: after any IAM change.
     fn invalidate(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut m) = self.policies.write() {
             m.clear();
         }
@@ -171,6 +250,11 @@ impl Identity {
         // Managed session policies are cached here too.
         if let Ok(mut m) = self.session_policies.write() {
             m.clear();
+        }
+        if let Ok(listeners) = self.change_listeners.read() {
+            for listener in listeners.iter() {
+                listener();
+            }
         }
     }
 
@@ -241,6 +325,7 @@ impl Identity {
         if let Some(c) = self.credentials.read().ok().and_then(|m| m.get(access_key_id).cloned()) {
             return Ok(Some(c));
         }
+        let seen = self.generation();
         let Some(row) = self.store.access_key(access_key_id)? else {
             return Ok(None);
         };
@@ -260,9 +345,13 @@ impl Identity {
             secret,
             active: row.status == "Active",
         });
-        if let Ok(mut m) = self.credentials.write() {
-            m.insert(access_key_id.to_owned(), cred.clone());
-        }
+        self.cache(
+            &self.credentials,
+            seen,
+            MAX_CACHED_CREDENTIALS,
+            access_key_id.to_owned(),
+            cred.clone(),
+        );
         Ok(Some(cred))
     }
 
@@ -275,6 +364,7 @@ impl Identity {
         region: &str,
         service: &str,
     ) -> Result<Option<SigningCredential>, IdentityError> {
+        let seen = self.generation();
         let Some(cred) = self.credential(access_key_id)? else {
             return Ok(None);
         };
@@ -291,12 +381,7 @@ impl Identity {
             return Ok(Some((cred.principal.clone(), k)));
         }
         let key = Arc::new(SigningKey::derive(cred.secret.expose(), date, region, service));
-        if let Ok(mut m) = self.signing_keys.write() {
-            if m.len() >= MAX_CACHED_SIGNING_KEYS {
-                m.clear();
-            }
-            m.insert(scope, key.clone());
-        }
+        self.cache(&self.signing_keys, seen, MAX_CACHED_SIGNING_KEYS, scope, key.clone());
         Ok(Some((cred.principal.clone(), key)))
     }
 }

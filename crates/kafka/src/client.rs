@@ -13,16 +13,20 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiVersionsRequest, ApiVersionsResponse,
-    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
+    DescribeAclsResponse, DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tumbler_types::SensitiveString;
 
+use crate::acl::{Acl, Operation, PatternType, Permission, ResourceType};
 use crate::scram::ScramClient;
 
 /// Kafka's mechanism number for SCRAM-SHA-512 (1 is SCRAM-SHA-256).
@@ -120,6 +124,15 @@ call!(
     50
 );
 call!(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 51);
+call!(DescribeAclsRequest, DescribeAclsResponse, 29);
+call!(CreateAclsRequest, CreateAclsResponse, 30);
+call!(DeleteAclsRequest, DeleteAclsResponse, 31);
+
+/// The protocol's "any" in ACL filters (resource type, pattern type,
+/// operation, permission).
+const ACL_ANY: i8 = 1;
+/// Tumbler's ACLs apply on every host.
+const ACL_ANY_HOST: &str = "*";
 
 /// An authenticated connection to one broker.
 pub struct Connection {
@@ -339,6 +352,112 @@ impl Connection {
             .collect())
     }
 
+    /// Every ACL on the cluster that applies on all hosts (the only kind
+    /// Tumbler sets); others, and kinds this crate does not know, are
+    /// left out.
+    pub async fn describe_acls(&mut self) -> Result<Vec<Acl>, KafkaError> {
+        let version = self.version(29, (1, 3), "DescribeAcls")?;
+        // Null filters match anything; the codec's defaults are empty
+        // strings, which match nothing.
+        let request = DescribeAclsRequest::default()
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_resource_type_filter(ACL_ANY)
+            .with_pattern_type_filter(ACL_ANY)
+            .with_operation(ACL_ANY)
+            .with_permission_type(ACL_ANY);
+        let answer = self.send(&request, version).await?;
+        if answer.error_code != codes::NONE {
+            return Err(broker_error(
+                answer.error_code,
+                answer.error_message.as_ref().map(|m| m.as_str()),
+                "DescribeAcls",
+            ));
+        }
+        let mut acls = Vec::new();
+        for resource in answer.resources {
+            let (Some(resource_type), Some(pattern_type)) = (
+                ResourceType::from_code(resource.resource_type),
+                PatternType::from_code(resource.pattern_type),
+            ) else {
+                continue;
+            };
+            for a in resource.acls {
+                let (Some(operation), Some(permission)) = (
+                    Operation::from_code(a.operation),
+                    Permission::from_code(a.permission_type),
+                ) else {
+                    continue;
+                };
+                if a.host.as_str() != ACL_ANY_HOST {
+                    continue;
+                }
+                acls.push(Acl {
+                    principal: a.principal.as_str().to_owned(),
+                    permission,
+                    operation,
+                    resource_type,
+                    pattern_type,
+                    resource_name: resource.resource_name.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(acls)
+    }
+
+    /// Create ACLs; per ACL, None or the broker's error.
+    pub async fn create_acls(&mut self, acls: &[Acl]) -> Result<Vec<Option<String>>, KafkaError> {
+        let version = self.version(30, (1, 3), "CreateAcls")?;
+        let request = CreateAclsRequest::default().with_creations(
+            acls.iter()
+                .map(|a| {
+                    AclCreation::default()
+                        .with_resource_type(a.resource_type.code())
+                        .with_resource_name(text(&a.resource_name))
+                        .with_resource_pattern_type(a.pattern_type.code())
+                        .with_principal(text(&a.principal))
+                        .with_host(text(ACL_ANY_HOST))
+                        .with_operation(a.operation.code())
+                        .with_permission_type(a.permission.code())
+                })
+                .collect(),
+        );
+        let answer = self.send(&request, version).await?;
+        Ok(acl_outcomes(
+            acls.len(),
+            answer.results.iter().map(|r| (r.error_code, r.error_message.as_ref())),
+        ))
+    }
+
+    /// Delete exactly these ACLs (each filter names one ACL in full); per
+    /// ACL, None or the broker's error.
+    pub async fn delete_acls(&mut self, acls: &[Acl]) -> Result<Vec<Option<String>>, KafkaError> {
+        let version = self.version(31, (1, 3), "DeleteAcls")?;
+        let request = DeleteAclsRequest::default().with_filters(
+            acls.iter()
+                .map(|a| {
+                    DeleteAclsFilter::default()
+                        .with_resource_type_filter(a.resource_type.code())
+                        .with_resource_name_filter(Some(text(&a.resource_name)))
+                        .with_pattern_type_filter(a.pattern_type.code())
+                        .with_principal_filter(Some(text(&a.principal)))
+                        .with_host_filter(Some(text(ACL_ANY_HOST)))
+                        .with_operation(a.operation.code())
+                        .with_permission_type(a.permission.code())
+                })
+                .collect(),
+        );
+        let answer = self.send(&request, version).await?;
+        Ok(acl_outcomes(
+            acls.len(),
+            answer
+                .filter_results
+                .iter()
+                .map(|r| (r.error_code, r.error_message.as_ref())),
+        ))
+    }
+
     async fn send<R: Call>(&mut self, request: &R, version: i16) -> Result<R::Response, KafkaError> {
         tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(request, version))
             .await
@@ -390,6 +509,21 @@ impl Connection {
         }
         Ok(decoded)
     }
+}
+
+/// Per-item outcomes of an ACL call, `expected` of them whatever the
+/// broker sent.
+fn acl_outcomes<'a>(
+    expected: usize,
+    results: impl Iterator<Item = (i16, Option<&'a StrBytes>)>,
+) -> Vec<Option<String>> {
+    let mut outcomes: Vec<Option<String>> = results
+        .map(|(code, message)| {
+            (code != codes::NONE).then(|| format!("Kafka error {code}: {}", message.map_or("", |m| m.as_str())))
+        })
+        .collect();
+    outcomes.resize(expected, Some("Kafka did not answer for this ACL".to_owned()));
+    outcomes
 }
 
 fn broker_error(code: i16, message: Option<&str>, call: &str) -> KafkaError {

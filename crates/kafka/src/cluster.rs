@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::Acl;
 use crate::client::Target;
 
 pub const KIND: &str = "kafka-cluster";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
     pub name: String,
@@ -33,6 +34,27 @@ pub struct Cluster {
     /// only users it ever deletes.
     #[serde(default)]
     pub owned_users: BTreeSet<String>,
+    /// ACLs Tumbler has created and not deleted since: the only ACLs it
+    /// ever deletes.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub owned_acls: BTreeSet<Acl>,
+    /// The outcome of the last ACL sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl_sync: Option<AclSync>,
+}
+
+/// What the last sync of a cluster's ACLs did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AclSync {
+    pub last_sync_ms: i64,
+    /// How many ACLs the policies compile to on this cluster.
+    pub wanted: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Policy statements that could not be compiled as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 //! of their secrets (on association, on every new AWSCURRENT, and by a
 //! reconciler that repairs drift). A built-in rotator rotates them.
 
+pub mod acl;
+mod acl_sync;
 pub mod client;
 pub mod cluster;
 pub mod rotator;
@@ -12,4 +14,4 @@ pub mod secret;
 pub mod service;
 
 pub use rotator::{KAFKA_SCRAM, KafkaScramRotator};
-pub use service::{KafkaAuthorizer, KafkaCtx, KafkaService, SyncReport};
+pub use service::{AclReport, KafkaAuthorizer, KafkaCtx, KafkaService, SyncReport};

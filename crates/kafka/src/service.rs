@@ -37,6 +37,8 @@ const INVALID_SECRET: &str = "InvalidSecretArn";
 const GONE: &str = "ResourceNotFoundException:";
 /// Users per AlterUserScramCredentials request.
 const ALTER_BATCH: usize = 100;
+/// How long the ACL sync waits after an IAM change for the rest of its burst.
+const POLICY_SETTLE: Duration = Duration::from_millis(20);
 /// The longest one sync may talk to a cluster.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -62,13 +64,29 @@ pub struct SyncReport<'a> {
     pub secrets: Vec<(String, String, Option<String>)>,
     /// Users whose credential was deleted.
     pub deleted: Vec<String>,
+    /// Set when the sync was of the cluster's ACLs (then `secrets` and
+    /// `deleted` are empty).
+    pub acls: Option<AclReport>,
+}
+
+/// What one ACL sync changed on the brokers.
+#[derive(Default)]
+pub struct AclReport {
+    pub created: Vec<String>,
+    pub deleted: Vec<String>,
+    /// (ACL, the broker's error).
+    pub failed: Vec<(String, String)>,
+    /// Set when the sync could not run at all.
+    pub error: Option<String>,
 }
 
 pub type SyncAudit = dyn Fn(&SyncReport<'_>) -> Option<AuditRecord> + Send + Sync;
 
 pub struct KafkaService {
     secrets: Arc<SecretsService>,
-    store: Arc<dyn Store>,
+    /// The policies the ACLs are compiled from.
+    pub(crate) identity: Arc<tumbler_identity::Identity>,
+    pub(crate) store: Arc<dyn Store>,
     runtime: tokio::runtime::Handle,
     audit: Arc<SyncAudit>,
     /// One sync at a time per cluster, so a later value always lands last.
@@ -76,6 +94,8 @@ pub struct KafkaService {
     /// Secrets whose AWSCURRENT moved, for the sync task.
     changed: tokio::sync::mpsc::UnboundedSender<String>,
     changed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// Raised on every IAM change: the ACL sync recompiles.
+    policies_changed: Arc<tokio::sync::Notify>,
 }
 
 pub const OPERATIONS: &[&str] = &[
@@ -174,13 +194,19 @@ fn unprocessed(arn: &str, code: &str, message: impl Into<String>) -> Value {
 impl KafkaService {
     pub fn new(
         secrets: Arc<SecretsService>,
+        identity: Arc<tumbler_identity::Identity>,
         store: Arc<dyn Store>,
         runtime: tokio::runtime::Handle,
         audit: Arc<SyncAudit>,
     ) -> Self {
         let (changed, changed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let policies_changed = Arc::new(tokio::sync::Notify::new());
+        let notify = policies_changed.clone();
+        identity.on_change(move || notify.notify_one());
         KafkaService {
             secrets,
+            identity,
+            policies_changed,
             store,
             runtime,
             audit,
@@ -253,7 +279,7 @@ impl KafkaService {
         Ok(out.to_string().into_bytes())
     }
 
-    fn service_ctx(&self, account: &str, region: &str) -> Ctx {
+    pub(crate) fn service_ctx(&self, account: &str, region: &str) -> Ctx {
         Ctx::new(
             account.to_owned(),
             region.to_owned(),
@@ -394,6 +420,8 @@ impl KafkaService {
             iterations,
             associations: BTreeMap::new(),
             owned_users: BTreeSet::new(),
+            owned_acls: BTreeSet::new(),
+            acl_sync: None,
         };
         // Proven before it is stored: the admin logs in and may describe
         // SCRAM users (DESCRIBE on CLUSTER).
@@ -444,6 +472,14 @@ impl KafkaService {
             }
             Err(e) => return Err(store_err(e)),
         }
+        self.sync_acls(&row.arn);
+        let (row, cluster) = match self.store.resource(&row.arn).map_err(store_err)? {
+            Some(now) => {
+                let cluster = serde_json::from_str(&now.meta).unwrap_or(cluster);
+                (now, cluster)
+            }
+            None => (row, cluster),
+        };
         Ok(json!({"Cluster": describe(&row, &cluster, true)}))
     }
 
@@ -456,7 +492,22 @@ impl KafkaService {
                 cluster.associations.len()
             )));
         }
-        let described = describe(&row, &cluster, false);
+        let mut described = describe(&row, &cluster, false);
+        // Its ACLs go with it, unless it is forced out of a cluster that
+        // can't be reached.
+        let lock = self.lock_for(&row.arn);
+        let _no_sync_meanwhile = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (row, cluster) = self.find(ctx, Some(&row.arn), "tumbler:DeregisterCluster")?;
+        match self.remove_acls(&row, &cluster) {
+            Ok(removed) => described["Acls"]["Removed"] = json!(removed),
+            Err(e) if r.force == Some(true) => described["Acls"]["LeftBehind"] = json!(e),
+            Err(e) => {
+                return Err(AwsError::invalid_request(format!(
+                    "The ACLs Tumbler created on the cluster could not be removed ({e}); \
+                     try again, or pass Force to forget the cluster and leave them."
+                )));
+            }
+        }
         match self.store.apply(vec![Write::DeleteResource { arn: row.arn.clone() }]) {
             Ok(_) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(store_err(e)),
@@ -618,18 +669,18 @@ impl KafkaService {
     /// Read-modify-write of a cluster's document, retried on a concurrent
     /// change. `change` returns what the caller needs from the last try.
     fn update<T>(&self, arn: &str, change: impl FnMut(&mut Cluster) -> T) -> Result<T, AwsError> {
-        self.update_doc(arn, false, change)
+        self.update_doc(arn, Audit::None, change)
     }
 
-    /// `update`, with the sync's audit event in the same write.
+    /// `update`, with the SCRAM sync's audit event in the same write.
     fn update_with_audit(&self, arn: &str, change: impl FnMut(&mut Cluster)) -> Result<(), AwsError> {
-        self.update_doc(arn, true, change)
+        self.update_doc(arn, Audit::Scram, change)
     }
 
-    fn update_doc<T>(
+    pub(crate) fn update_doc<T>(
         &self,
         arn: &str,
-        audited: bool,
+        audit: Audit<'_>,
         mut change: impl FnMut(&mut Cluster) -> T,
     ) -> Result<T, AwsError> {
         for _ in 0..20 {
@@ -640,23 +691,35 @@ impl KafkaService {
                 .ok_or_else(|| not_found("The cluster was deregistered."))?;
             let mut cluster: Cluster =
                 serde_json::from_str(&row.meta).map_err(|_| AwsError::internal("a cluster did not parse"))?;
-            let before = cluster.associations.clone();
-            let owned_before = cluster.owned_users.clone();
+            let before = cluster.clone();
             let out = change(&mut cluster);
-            if cluster.associations == before && cluster.owned_users == owned_before {
+            if cluster == before {
                 return Ok(out);
             }
-            let event = if audited {
-                let report = SyncReport {
-                    account: &row.account,
-                    region: &row.region,
-                    cluster_arn: &row.arn,
-                    secrets: sync_changes(&before, &cluster.associations),
-                    deleted: owned_before.difference(&cluster.owned_users).cloned().collect(),
-                };
-                (self.audit)(&report)
-            } else {
-                None
+            let mut report = SyncReport {
+                account: &row.account,
+                region: &row.region,
+                cluster_arn: &row.arn,
+                secrets: Vec::new(),
+                deleted: Vec::new(),
+                acls: None,
+            };
+            let event = match audit {
+                Audit::None => None,
+                Audit::Scram => {
+                    report.secrets = sync_changes(&before.associations, &cluster.associations);
+                    report.deleted = before.owned_users.difference(&cluster.owned_users).cloned().collect();
+                    (self.audit)(&report)
+                }
+                Audit::Acls(acls) => {
+                    report.acls = Some(AclReport {
+                        created: acls.created.clone(),
+                        deleted: acls.deleted.clone(),
+                        failed: acls.failed.clone(),
+                        error: acls.error.clone(),
+                    });
+                    (self.audit)(&report)
+                }
             };
             let next = ResourceRow {
                 meta: serde_json::to_string(&cluster).unwrap_or_default(),
@@ -675,7 +738,7 @@ impl KafkaService {
         ))
     }
 
-    fn block<T>(&self, work: impl Future<Output = Result<T, KafkaError>>) -> Result<T, KafkaError> {
+    pub(crate) fn block<T>(&self, work: impl Future<Output = Result<T, KafkaError>>) -> Result<T, KafkaError> {
         match self.runtime.block_on(tokio::time::timeout(SYNC_TIMEOUT, work)) {
             Ok(r) => r,
             Err(_) => Err(KafkaError::Connect(format!(
@@ -685,7 +748,7 @@ impl KafkaService {
         }
     }
 
-    fn lock_for(&self, cluster_arn: &str) -> Arc<Mutex<()>> {
+    pub(crate) fn lock_for(&self, cluster_arn: &str) -> Arc<Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(cluster_arn.to_owned()).or_default().clone()
     }
@@ -771,6 +834,21 @@ fn describe(row: &ResourceRow, c: &Cluster, associations: bool) -> Value {
     if c.ca_pem.is_some() {
         out["CaCertificate"] = json!("(set)");
     }
+    let mut acls = json!({"Owned": c.owned_acls.len()});
+    if let Some(sync) = &c.acl_sync {
+        acls["Wanted"] = json!(sync.wanted);
+        acls["LastSyncDate"] = json!(sync.last_sync_ms as f64 / 1000.0);
+        if let Some(e) = &sync.error {
+            acls["LastError"] = json!(e);
+        }
+        if !sync.notes.is_empty() {
+            acls["Notes"] = json!(sync.notes);
+        }
+    }
+    if associations {
+        acls["OwnedAcls"] = json!(c.owned_acls.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    }
+    out["Acls"] = acls;
     if associations {
         let list: Vec<Value> = c
             .associations
@@ -823,6 +901,15 @@ fn sync_changes(
 }
 
 /// Which associations a sync pushes.
+/// Which audit event a cluster document's change is written with.
+pub(crate) enum Audit<'a> {
+    None,
+    /// `SyncScramSecrets`, from the associations' change.
+    Scram,
+    /// `SyncKafkaAcls`.
+    Acls(&'a AclReport),
+}
+
 pub enum Scope<'a> {
     /// These secrets (and every pending deletion).
     Only(&'a BTreeSet<String>),
@@ -1013,7 +1100,7 @@ impl KafkaService {
     }
 
     /// A secret's AWSCURRENT version id and value.
-    fn current_value(&self, ctx: &Ctx, arn: &str) -> Result<(String, ScramSecret), String> {
+    pub(crate) fn current_value(&self, ctx: &Ctx, arn: &str) -> Result<(String, ScramSecret), String> {
         let value = self
             .secrets_call(ctx, "GetSecretValue", json!({"SecretId": arn}))
             .map_err(|e| format!("{}: {}", e.code, e.message))?;
@@ -1146,6 +1233,13 @@ impl KafkaService {
                     let s = self.clone();
                     let _ = tokio::task::spawn_blocking(move || s.sync_changed(&arns)).await;
                 }
+                _ = self.policies_changed.notified() => {
+                    // IAM changes come in bursts (a policy, then its
+                    // attachment): one recompile after they settle.
+                    tokio::time::sleep(POLICY_SETTLE).await;
+                    let s = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.sync_all_acls()).await;
+                }
                 _ = tick.tick() => {
                     if reconciling.swap(true, std::sync::atomic::Ordering::AcqRel) {
                         continue;
@@ -1207,6 +1301,7 @@ impl KafkaService {
         };
         for row in rows {
             self.sync(&row.arn, Scope::Reconcile);
+            self.sync_acls(&row.arn);
         }
     }
 

@@ -299,6 +299,9 @@ pub fn kms_service_event(row: &tumbler_store::KmsKeyRow, name: &str, event_id: S
 /// The event of one Kafka sync: which secrets' users were set on the
 /// cluster (or why not) and which users were deleted. No passwords.
 pub fn kafka_sync_event(report: &tumbler_kafka::SyncReport<'_>) -> AuditRecord {
+    if let Some(acls) = &report.acls {
+        return kafka_acl_event(report, acls);
+    }
     let failed: Vec<&(String, String, Option<String>)> = report.secrets.iter().filter(|s| s.2.is_some()).collect();
     let mut e = service_event_unsealed(
         "kafka.amazonaws.com",
@@ -337,6 +340,40 @@ pub fn kafka_sync_event(report: &tumbler_kafka::SyncReport<'_>) -> AuditRecord {
             "{} of {} users not synced: {first}",
             failed.len(),
             report.secrets.len()
+        ));
+    }
+    AuditRecord { json: e.to_json() }
+}
+
+/// The event of one sync of a cluster's ACLs: what it created and deleted
+/// (ACLs name principals, operations and resources; nothing secret).
+fn kafka_acl_event(report: &tumbler_kafka::SyncReport<'_>, acls: &tumbler_kafka::AclReport) -> AuditRecord {
+    let mut e = service_event_unsealed(
+        "kafka.amazonaws.com",
+        "SyncKafkaAcls",
+        (report.region, report.account),
+        (report.cluster_arn, "AWS::MSK::Cluster"),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let failed: Vec<Value> = acls
+        .failed
+        .iter()
+        .map(|(acl, error)| serde_json::json!({"acl": acl, "error": error}))
+        .collect();
+    e.request_parameters = Some(serde_json::json!({
+        "clusterArn": report.cluster_arn,
+        "createdAcls": acls.created,
+        "deletedAcls": acls.deleted,
+        "failedAcls": failed,
+    }));
+    if let Some(error) = &acls.error {
+        e.error_code = Some("AclSyncFailed".into());
+        e.error_message = Some(error.clone());
+    } else if let Some((acl, error)) = acls.failed.first() {
+        e.error_code = Some("AclSyncFailed".into());
+        e.error_message = Some(format!(
+            "{} ACL changes failed, the first ({acl}): {error}",
+            acls.failed.len()
         ));
     }
     AuditRecord { json: e.to_json() }
