@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 
@@ -48,14 +49,21 @@ def cli_env(srv) -> dict:
     }
 
 
-def new_client(srv, name: str | None = None, *extra: str) -> dict:
-    """An IAM user and an OAuth client for it (ClientId, ClientSecret, ...)."""
+CONNECT = {"Effect": "Allow", "Action": "kafka-cluster:Connect", "Resource": "*"}
+
+
+def new_client(srv, name: str | None = None, *extra: str, connect: bool = True) -> dict:
+    """An IAM user (allowed kafka-cluster:Connect unless `connect` is
+    false) and an OAuth client for it (ClientId, ClientSecret, ...)."""
     name = name or f"svc-{uuid.uuid4().hex[:8]}"
     iam = make_client(srv, "iam")
     try:
         arn = iam.create_user(UserName=name)["User"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
         arn = iam.get_user(UserName=name)["User"]["Arn"]
+    if connect:
+        iam.put_user_policy(UserName=name, PolicyName="connect",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [CONNECT]}))
     out = run_tumbler("oauth", "client", "create", "--principal", arn, *extra, env=cli_env(srv))
     assert out.returncode == 0, out.stderr
     client = json.loads(out.stdout)
@@ -163,16 +171,25 @@ def test_refusals_get_rfc_6749_errors_and_are_audited(srv, http):
         got, answer, _ = token_request(http, srv, f"grant_type=client_credentials&scope={scope}", good)
         assert got == 200, (scope, answer)
     assert answer["scope"] == "orders kafka"
+    token = answer["access_token"]
+    # A client whose principal may not kafka-cluster:Connect gets no token.
+    barred = new_client(srv, None, connect=False)
+    got, answer, _ = token_request(http, srv, "grant_type=client_credentials",
+                                   basic(barred["ClientId"], barred["ClientSecret"]))
+    assert (got, answer["error"]) == (400, "unauthorized_client"), answer
+    assert f"user/{barred['Name']} is not authorized to perform: kafka-cluster:Connect" in answer["error_description"]
 
     trail = audit_events(srv, "IssueOAuthToken")
     assert "invalid_client" in trail and "unsupported_grant_type" in trail and client["ClientId"] in trail
-    assert client["ClientSecret"] not in trail and answer["access_token"] not in trail
+    assert "unauthorized_client" in trail
+    assert client["ClientSecret"] not in trail and token not in trail
 
 
 def test_a_deleted_client_or_principal_gets_no_token(srv, http):
     client = new_client(srv)
     auth = basic(client["ClientId"], client["ClientSecret"])
     assert token_request(http, srv, "grant_type=client_credentials", auth)[0] == 200
+    make_client(srv, "iam").delete_user_policy(UserName=client["Name"], PolicyName="connect")
     make_client(srv, "iam").delete_user(UserName=client["Name"])
     status, answer, _ = token_request(http, srv, "grant_type=client_credentials", auth)
     assert (status, answer["error"]) == (400, "invalid_grant")
@@ -505,6 +522,17 @@ def test_aws_credentials_exchange_for_a_token_once(srv, http):
     name = f"svc-{uuid.uuid4().hex[:6]}"
     iam.create_user(UserName=name)
     key = iam.create_access_key(UserName=name)["AccessKey"]
+    # IAM decides who gets a token: kafka-cluster:Connect.
+    status, answer = send(http, srv, *signed_token_request(srv, key["AccessKeyId"], key["SecretAccessKey"],
+                                                           body="grant_type=client_credentials&scope=kafka"))
+    assert (status, answer["error"]) == (400, "unauthorized_client"), answer
+    # (on a cluster registered in the account, or, with none, on cluster/*)
+    assert re.fullmatch(
+        f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: kafka-cluster:Connect "
+        r"on resource: arn:aws:kafka:us-east-1:000000000000:cluster/\S+ because no identity-based policy allows "
+        "the kafka-cluster:Connect action", answer["error_description"]), answer
+    iam.put_user_policy(UserName=name, PolicyName="connect",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [CONNECT]}))
     headers, body = signed_token_request(srv, key["AccessKeyId"], key["SecretAccessKey"])
     status, answer = send(http, srv, headers, body)
     assert status == 200, answer
@@ -528,6 +556,8 @@ def test_aws_credentials_exchange_for_a_token_once(srv, http):
                         "Principal": {"AWS": "arn:aws:iam::000000000000:root"}}]})
     role = f"orders-writer-{uuid.uuid4().hex[:6]}"
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(RoleName=role, PolicyName="connect",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [CONNECT]}))
     sts = make_client(srv, "sts")
     creds = sts.assume_role(RoleArn=f"arn:aws:iam::000000000000:role/{role}", RoleSessionName="pod-7")["Credentials"]
     status, answer = send(http, srv, *signed_token_request(srv, creds["AccessKeyId"], creds["SecretAccessKey"],

@@ -216,6 +216,19 @@ impl Identity {
         }
     }
 
+    /// A user or role as a caller without a session (an OAuth client's
+    /// principal); None if it is gone.
+    pub fn principal_named(&self, arn: &str) -> Result<Option<Principal>, IdentityError> {
+        Ok(self.store.principal(arn)?.map(|p| Principal {
+            arn: p.arn,
+            account: p.account,
+            user_id: p.unique_id,
+            name: p.name,
+            kind: p.kind,
+            session: None,
+        }))
+    }
+
     /// Every user and role of `account`, with its policies.
     pub fn policy_holders(&self, account: &str) -> Result<Vec<PolicyHolder>, IdentityError> {
         let mut holders = Vec::new();

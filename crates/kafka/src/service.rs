@@ -1294,6 +1294,15 @@ impl KafkaService {
         counts
     }
 
+    /// The ARNs of the clusters registered in `account`.
+    pub fn cluster_arns(&self, account: &str) -> Vec<String> {
+        let rows = self.store.resources_of_kind(KIND).unwrap_or_default();
+        rows.into_iter()
+            .filter(|r| r.account == account)
+            .map(|r| r.arn)
+            .collect()
+    }
+
     /// Compare every cluster with its associations and repair the drift.
     pub fn reconcile_all(&self) {
         let Ok(rows) = self.store.resources_of_kind(KIND) else {

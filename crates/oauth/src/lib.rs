@@ -287,11 +287,14 @@ impl OAuthService {
 
     /// `POST /oauth2/token`. On success the JSON answer and what it issued;
     /// otherwise the RFC 6749 error and who asked.
+    /// `may_connect` answers whether a principal (by ARN) may have a token:
+    /// None, or the denial that explains why not.
     pub fn token(
         &self,
         authorization: Option<&str>,
         body: &[u8],
         now: jiff::Timestamp,
+        may_connect: &dyn Fn(&str) -> Result<(), String>,
     ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
         let mut asker = Asker::default();
         let request = match parse_token_request(authorization, body) {
@@ -319,6 +322,9 @@ impl OAuthService {
                 ));
             }
         };
+        if let Err(denial) = may_connect(&client.principal_arn) {
+            return Err((token_error(400, "unauthorized_client", denial), asker));
+        }
         let scopes = granted_scopes(scope.as_deref(), &client.scopes).map_err(|e| (e, asker))?;
         let asker = Asker {
             client_id: Some(client.client_id.clone()),
@@ -348,6 +354,7 @@ impl OAuthService {
         signature: &[u8],
         body: &[u8],
         now: jiff::Timestamp,
+        may_connect: &dyn Fn(&str) -> Result<(), String>,
     ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
         let asker = Asker {
             client_id: None,
@@ -394,6 +401,9 @@ impl OAuthService {
                 ),
                 asker,
             ));
+        }
+        if let Err(denial) = may_connect(principal_arn) {
+            return Err((token_error(400, "unauthorized_client", denial), asker));
         }
         let scopes = granted_scopes(scope.as_deref(), &[DEFAULT_SCOPE.to_owned()]).map_err(|e| (e, asker))?;
         let asker = Asker {

@@ -152,6 +152,43 @@ fn kafka_name(p: &tumbler_identity::Principal) -> String {
     }
 }
 
+/// IAM decides who gets a Kafka token: `kafka-cluster:Connect` allowed on
+/// a cluster registered in the principal's account, or, with none
+/// registered, on `arn:aws:kafka:<region>:<account>:cluster/*`. The
+/// refusal is IAM's own explanation.
+fn may_connect_to_kafka(
+    state: &AppState,
+    principal: &tumbler_identity::Principal,
+    request: &tumbler_identity::RequestInfo,
+) -> Result<(), String> {
+    let mut clusters = state.kafka.cluster_arns(&principal.account);
+    if clusters.is_empty() {
+        clusters.push(format!(
+            "arn:aws:kafka:{}:{}:cluster/*",
+            state.oauth_region, principal.account
+        ));
+    }
+    let mut denial = String::new();
+    for cluster in &clusters {
+        match state.identity.authorize(
+            principal,
+            "kafka-cluster:Connect",
+            cluster,
+            request,
+            tumbler_identity::ContextKeys::new(),
+            None,
+        ) {
+            Ok(a) if a.is_allowed() => return Ok(()),
+            Ok(a) => denial = a.message,
+            Err(e) => {
+                tracing::error!(error = %e, "IAM could not be read for a token request");
+                return Err("The principal's permissions could not be read.".to_owned());
+            }
+        }
+    }
+    Err(denial)
+}
+
 /// A refused token request before the service saw it: audited, answered.
 async fn oauth_refusal(
     state: &Arc<AppState>,
@@ -228,12 +265,34 @@ pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Inc
     let s = state.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let now = jiff::Timestamp::now();
+        let request = tumbler_identity::RequestInfo {
+            now,
+            source_ip: Some(info.peer.ip()),
+            secure_transport: info.tls,
+        };
         match &caller {
             Some(c) => {
-                s.oauth
-                    .token_for_signed_caller(&kafka_name(&c.principal), &c.principal.arn, &c.signature, &body, now)
+                let may_connect = |_: &str| may_connect_to_kafka(&s, &c.principal, &request);
+                s.oauth.token_for_signed_caller(
+                    &kafka_name(&c.principal),
+                    &c.principal.arn,
+                    &c.signature,
+                    &body,
+                    now,
+                    &may_connect,
+                )
             }
-            None => s.oauth.token(authorization.as_deref(), &body, now),
+            None => {
+                let may_connect = |arn: &str| match s.identity.principal_named(arn) {
+                    Ok(Some(p)) => may_connect_to_kafka(&s, &p, &request),
+                    Ok(None) => Err("The client's principal no longer exists.".to_owned()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "IAM could not be read for a token request");
+                        Err("The principal's permissions could not be read.".to_owned())
+                    }
+                };
+                s.oauth.token(authorization.as_deref(), &body, now, &may_connect)
+            }
         }
     })
     .await
