@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
 import time
+from pathlib import Path
 import uuid
 
 import pytest
@@ -20,6 +23,7 @@ from conftest import (
     make_client,
     run_tumbler,
     start_server,
+    tumbler_bin,
     wait_for,
 )
 
@@ -485,6 +489,78 @@ def test_committing_offsets_needs_alter_group(srv, oauth_kafka, oauth_cluster):
         future.result(timeout=30)
     assert refused.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED, refused.value
     assert committed(group) == 1
+
+
+def properties(text: str) -> dict:
+    """A properties file's keys and values (no escapes in what we read)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka, oauth_cluster, tmp_path):
+    """`tumbler kafka client-config --oauth` prints a configuration librdkafka
+    produces with as it is; `tumbler oauth token --out F --watch` keeps a
+    token (exchanged for the user's own AWS keys) in a file that the Kafka
+    Java client reads through sasl.oauthbearer.token.endpoint.url=file://."""
+    from confluent_kafka import Producer
+
+    iam = make_client(srv, "iam")
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    topic = f"orders-{uuid.uuid4().hex[:6]}"
+    oauth_kafka.create_topic(topic)
+    grant(srv, name, {"Effect": "Allow", "Action": ["kafka-cluster:Connect", "kafka-cluster:WriteData"],
+                      "Resource": [oauth_cluster, msk_arn(oauth_cluster, "topic", topic)]})
+    wait_for(lambda: ("ALLOW", "WRITE", "TOPIC", "LITERAL", topic) in oauth_kafka.acls(name), timeout=20,
+             what="the policy's ACL")
+    listener = ["--cluster", oauth_cluster, "--bootstrap-servers", oauth_kafka.oauth_bootstrap,
+                "--security-protocol", "SASL_PLAINTEXT"]
+
+    out = run_tumbler("kafka", "client-config", "--oauth", "--principal", arn, *listener, "--format", "librdkafka",
+                      env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    config = properties(out.stdout)
+    assert config["sasl.oauthbearer.method"] == "oidc" and config["sasl.oauthbearer.client.id"].startswith("tc-")
+    outcome: list = []
+    p = Producer({**config, "log_level": 0, "message.timeout.ms": 10000})
+    p.produce(topic, b"hello", on_delivery=lambda err, msg: outcome.append(err))
+    p.flush(20)
+    assert outcome == [None], outcome
+    # The same client's secret, from the environment, gets a token on the command line.
+    out = run_tumbler("oauth", "token", "--client-id", config["sasl.oauthbearer.client.id"],
+                      env={**cli_env(srv), "TUMBLER_OAUTH_CLIENT_SECRET": config["sasl.oauthbearer.client.secret"]})
+    assert out.returncode == 0 and json.loads(out.stdout)["token_type"] == "Bearer", out.stderr
+    out = run_tumbler("oauth", "token", "--client-id", config["sasl.oauthbearer.client.id"],
+                      env={**cli_env(srv), "TUMBLER_OAUTH_CLIENT_SECRET": "wrong"})
+    assert out.returncode != 0 and "refused (invalid_client)" in out.stderr, out.stderr
+
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    token_file = tmp_path / "kafka.token"
+    agent_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TUMBLER_"))}
+    agent_env.update(cli_env(srv), AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+                     AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    agent = subprocess.Popen([str(tumbler_bin()), "oauth", "token", "--out", str(token_file), "--watch"],
+                             env=agent_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        wait_for(token_file.exists, timeout=20, what="the token file")
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        _, claims = verify(token_file.read_text(),
+                           json.loads(urllib3.request("GET", srv.url + "/.well-known/jwks.json").data))
+        assert claims["sub"] == name
+        out = run_tumbler("kafka", "client-config", "--oauth", "--token-file", str(token_file), *listener,
+                          env=cli_env(srv))
+        assert out.returncode == 0, out.stderr
+        assert properties(out.stdout)["sasl.oauthbearer.token.endpoint.url"] == f"file://{token_file}"
+        (tmp_path / "client.properties").write_text(out.stdout)
+        java = subprocess.run(
+            ["java", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://{token_file}",
+             "-cp", oauth_kafka.classpath, str(Path(__file__).parent / "java" / "Produce.java"),
+             str(tmp_path / "client.properties"), topic],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert java.stdout.strip() == "OK", java.stderr[-3000:]
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
 
 
 def signed_token_request(srv, access_key: str, secret_key: str, session_token: str | None = None,

@@ -183,54 +183,87 @@ pub fn run(cmd: DbCommand) -> Result<()> {
 /// `service`); an error answer becomes an error naming its code, as the
 /// aws CLI prints it.
 pub async fn call(conn: &ConnArgs, service: &str, api: &str, op: &str, body: Value) -> Result<Value> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &conn.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    let config = loader.load().await;
-    let region = config
-        .region()
-        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-    let credentials = config
-        .credentials_provider()
-        .context("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?
-        .provide_credentials()
-        .await
-        .context("cannot load AWS credentials")?;
-    let identity = credentials.into();
-    let body = body.to_string();
-    let url = format!("{}/", conn.endpoint_url.trim_end_matches('/'));
     let target = format!("{api}.{op}");
     let headers = [
         ("content-type", "application/x-amz-json-1.1"),
         ("x-amz-target", target.as_str()),
     ];
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&region)
-        .name(service)
-        .time(SystemTime::now())
-        .settings(aws_sigv4::http_request::SigningSettings::default())
-        .build()
-        .context("cannot sign the request")?
-        .into();
-    let signable = aws_sigv4::http_request::SignableRequest::new(
-        "POST",
-        &url,
-        headers.iter().copied(),
-        aws_sigv4::http_request::SignableBody::Bytes(body.as_bytes()),
-    )
-    .context("cannot sign the request")?;
-    let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
-        .context("cannot sign the request")?
-        .into_parts();
+    let (status, bytes) = post(conn, "/", &headers, body.to_string().into_bytes(), Some(service)).await?;
+    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let code = answer.get("__type").and_then(Value::as_str).unwrap_or("UnknownError");
+        let message = answer
+            .get("message")
+            .or_else(|| answer.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        bail!("An error occurred ({code}) when calling the {op} operation: {message}");
+    }
+    Ok(answer)
+}
+
+/// POST `body` to `path` on the server, SigV4-signed for `signed_for` with
+/// the caller's AWS credentials when set: the status and the answer.
+pub async fn post(
+    conn: &ConnArgs,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    signed_for: Option<&str>,
+) -> Result<(http::StatusCode, bytes::Bytes)> {
+    let url = format!("{}{path}", conn.endpoint_url.trim_end_matches('/'));
     let mut request = http::Request::post(&url);
     for (name, value) in headers {
-        request = request.header(name, value);
+        request = request.header(*name, *value);
     }
-    let mut request = request.body(Full::new(bytes::Bytes::from(body)))?;
-    instructions.apply_to_request_http1x(&mut request);
+    if let Some(service) = signed_for {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &conn.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let config = loader.load().await;
+        let region = config
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+        let credentials = config
+            .credentials_provider()
+            .context("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?
+            .provide_credentials()
+            .await
+            .context("cannot load AWS credentials")?;
+        let identity = credentials.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&region)
+            .name(service)
+            .time(SystemTime::now())
+            .settings(aws_sigv4::http_request::SigningSettings::default())
+            .build()
+            .context("cannot sign the request")?
+            .into();
+        let signable = aws_sigv4::http_request::SignableRequest::new(
+            "POST",
+            &url,
+            headers.iter().copied(),
+            aws_sigv4::http_request::SignableBody::Bytes(&body),
+        )
+        .context("cannot sign the request")?;
+        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+            .context("cannot sign the request")?
+            .into_parts();
+        let mut signed = request.body(Full::new(bytes::Bytes::from(body)))?;
+        instructions.apply_to_request_http1x(&mut signed);
+        return send(conn, &url, signed).await;
+    }
+    let request = request.body(Full::new(bytes::Bytes::from(body)))?;
+    send(conn, &url, request).await
+}
 
+async fn send(
+    conn: &ConnArgs,
+    url: &str,
+    request: http::Request<Full<bytes::Bytes>>,
+) -> Result<(http::StatusCode, bytes::Bytes)> {
     let ca = match &conn.ca_bundle {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
         None => None,
@@ -248,15 +281,5 @@ pub async fn call(conn: &ConnArgs, service: &str, api: &str, op: &str, body: Val
         .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = answer.get("__type").and_then(Value::as_str).unwrap_or("UnknownError");
-        let message = answer
-            .get("message")
-            .or_else(|| answer.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        bail!("An error occurred ({code}) when calling the {op} operation: {message}");
-    }
-    Ok(answer)
+    Ok((status, bytes))
 }

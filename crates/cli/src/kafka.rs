@@ -25,7 +25,8 @@ pub enum KafkaCommand {
     Deregister(DeregisterArgs),
     /// The sync state of associated secrets; exits 2 if any failed.
     Status(StatusArgs),
-    /// A client configuration for the user of an associated secret.
+    /// A client configuration: SCRAM for the user of an associated secret,
+    /// or OAUTHBEARER (--oauth) with tokens from this server.
     ClientConfig(ClientConfigArgs),
 }
 
@@ -98,14 +99,33 @@ pub enum ConfigFormat {
 pub struct ClientConfigArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// The associated secret (name or ARN).
-    #[arg(long)]
-    secret_id: String,
-    /// The cluster, when the secret is associated with more than one.
+    /// SCRAM: the associated secret (name or ARN).
+    #[arg(long, required_unless_present = "oauth", conflicts_with = "oauth")]
+    secret_id: Option<String>,
+    /// The cluster: for SCRAM, when the secret is associated with more
+    /// than one; for OAuth, where the brokers are (unless --bootstrap-servers).
     #[arg(long)]
     cluster: Option<String>,
     #[arg(long, value_enum, default_value = "java")]
     format: ConfigFormat,
+    /// OAUTHBEARER with tokens from this server instead of SCRAM: creates an
+    /// OAuth client of --principal, whose secret goes into the configuration.
+    #[arg(long)]
+    oauth: bool,
+    /// OAuth: the IAM user or role ARN the tokens name.
+    #[arg(long, requires = "oauth")]
+    principal: Option<String>,
+    /// OAuth: the brokers' OAUTHBEARER listener (default: the cluster's
+    /// bootstrap servers), comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "oauth")]
+    bootstrap_servers: Vec<String>,
+    /// OAuth: SASL_SSL or SASL_PLAINTEXT, of that listener (default: the cluster's).
+    #[arg(long, requires = "oauth")]
+    security_protocol: Option<String>,
+    /// OAuth, Java: read the token from this file, kept fresh by
+    /// `tumbler oauth token --out FILE --watch`, instead of a client secret.
+    #[arg(long, requires = "oauth", conflicts_with = "principal")]
+    token_file: Option<PathBuf>,
 }
 
 pub fn run(cmd: KafkaCommand) -> Result<()> {
@@ -226,13 +246,126 @@ fn properties_value(value: &str) -> String {
     value.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r")
 }
 
+/// An OAUTHBEARER client configuration: tokens from this server's
+/// `/oauth2/token` with a new client of `--principal`, or (Java) from a
+/// token file.
+async fn oauth_client_config(a: &ClientConfigArgs) -> Result<String> {
+    let cluster = match &a.cluster {
+        Some(c) => Some(described_clusters(&a.conn, Some(c)).await?.remove(0)),
+        None => None,
+    };
+    let from_cluster = |key: &str| cluster.as_ref().and_then(|c| c.get(key)).cloned();
+    let servers = if a.bootstrap_servers.is_empty() {
+        from_cluster("BootstrapServers")
+            .and_then(|v| v.as_array().cloned())
+            .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .context("name the brokers: --cluster or --bootstrap-servers")?
+    } else {
+        a.bootstrap_servers.join(",")
+    };
+    let protocol = a
+        .security_protocol
+        .clone()
+        .or_else(|| from_cluster("SecurityProtocol").and_then(|v| v.as_str().map(str::to_owned)))
+        .unwrap_or_else(|| "SASL_SSL".to_owned());
+    let endpoint = format!("{}/oauth2/token", a.conn.endpoint_url.trim_end_matches('/'));
+    let header = |who: &str| {
+        let name = from_cluster("ClusterName")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .map_or_else(String::new, |n| format!("Kafka cluster {n}, "));
+        format!("# {name}OAUTHBEARER with tokens from Tumbler ({who})\nbootstrap.servers={servers}\n")
+    };
+    if let Some(file) = &a.token_file {
+        let ConfigFormat::Java = a.format else {
+            bail!(
+                "librdkafka does not read tokens from files: leave out --token-file for an OIDC client configuration"
+            );
+        };
+        let path = std::path::absolute(file)?;
+        let url = format!("file://{}", path.display());
+        return Ok(format!(
+            "{}security.protocol={protocol}\n\
+             sasl.mechanism=OAUTHBEARER\n\
+             sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+             sasl.oauthbearer.token.endpoint.url={url}\n\
+             sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;\n\
+             # Keep the file fresh: tumbler oauth token --out {} --watch\n\
+             # and allow the URL on the JVM: -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={url}\n",
+            header(&format!("the token in {}", path.display())),
+            path.display()
+        ));
+    }
+    let principal = a
+        .principal
+        .as_deref()
+        .context("--oauth needs --principal (or --token-file)")?;
+    let client = call(
+        &a.conn,
+        "tumbler",
+        "TumblerOAuth",
+        "CreateClient",
+        json!({"PrincipalArn": principal}),
+    )
+    .await?;
+    let field = |k: &str| client.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (id, secret) = (field("ClientId"), field("ClientSecret"));
+    let who = format!("client {id} of {principal}");
+    Ok(match a.format {
+        ConfigFormat::Java => {
+            let jaas = format!(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId={} clientSecret={} scope=\"kafka\";",
+                jaas_quote(&id),
+                jaas_quote(&secret)
+            );
+            let mut out = format!(
+                "{}security.protocol={protocol}\n\
+                 sasl.mechanism=OAUTHBEARER\n\
+                 sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+                 sasl.oauthbearer.token.endpoint.url={endpoint}\n\
+                 sasl.jaas.config={}\n\
+                 # Allow the URL on the JVM: -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={endpoint}\n",
+                header(&who),
+                properties_value(&jaas)
+            );
+            if endpoint.starts_with("https:") {
+                out.push_str(
+                    "# If Tumbler's certificate comes from its own CA (DIR/ca.pem), the JVM must trust it\n\
+                     # (-Djavax.net.ssl.trustStore=... with that CA imported).\n",
+                );
+            }
+            out
+        }
+        ConfigFormat::Librdkafka => {
+            let mut out = format!(
+                "{}security.protocol={}\n\
+                 sasl.mechanisms=OAUTHBEARER\n\
+                 sasl.oauthbearer.method=oidc\n\
+                 sasl.oauthbearer.client.id={id}\n\
+                 sasl.oauthbearer.client.secret={secret}\n\
+                 sasl.oauthbearer.token.endpoint.url={endpoint}\n\
+                 sasl.oauthbearer.scope=kafka\n",
+                header(&who),
+                protocol.to_ascii_lowercase()
+            );
+            if let Some(ca) = &a.conn.ca_bundle {
+                out.push_str(&format!("https.ca.location={}\n", std::path::absolute(ca)?.display()));
+            }
+            out
+        }
+    })
+}
+
 async fn client_config(a: ClientConfigArgs) -> Result<String> {
+    if a.oauth {
+        return oauth_client_config(&a).await;
+    }
+    let secret_id = a.secret_id.as_deref().context("--secret-id is required")?;
     let secret = call(
         &a.conn,
         "secretsmanager",
         "secretsmanager",
         "GetSecretValue",
-        json!({"SecretId": a.secret_id}),
+        json!({"SecretId": secret_id}),
     )
     .await?;
     let arn = secret.get("ARN").and_then(Value::as_str).unwrap_or_default().to_owned();

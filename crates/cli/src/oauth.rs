@@ -2,17 +2,53 @@
 //! client_credentials tokens Kafka brokers accept (KIP-768), through a
 //! running server's TumblerOAuth API (signed as `tumbler db` signs).
 
-use anyhow::Result;
-use clap::{Args, Subcommand};
-use serde_json::json;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::db::{ConnArgs, call};
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::db::{ConnArgs, call, post};
 
 #[derive(Subcommand)]
 pub enum OauthCommand {
     /// OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Get a token: with a client's id and secret, or by exchanging this
+    /// shell's own AWS credentials (SigV4). Prints the answer, or keeps a
+    /// fresh token in a file for Kafka clients that read
+    /// `sasl.oauthbearer.token.endpoint.url=file://...`.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The OAuth client; its secret comes from TUMBLER_OAUTH_CLIENT_SECRET.
+    /// Without it, the AWS credentials of the environment are exchanged.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// The client's secret (kept out of the command line, where `ps` shows it).
+    #[arg(long, env = "TUMBLER_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Scopes to ask for (space-separated, as RFC 6749 writes them).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Write the token (the bare JWT) to this file, mode 0600, replaced
+    /// atomically.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// With --out: keep running, and replace the token when 80% of its
+    /// lifetime has passed (retrying every few seconds while it is still valid).
+    #[arg(long, requires = "out")]
+    watch: bool,
 }
 
 #[derive(Subcommand)]
@@ -49,7 +85,13 @@ pub struct DeleteArgs {
 }
 
 pub fn run(cmd: OauthCommand) -> Result<()> {
-    let OauthCommand::Client(cmd) = cmd;
+    let cmd = match cmd {
+        OauthCommand::Client(c) => c,
+        OauthCommand::Token(a) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            return runtime.block_on(token(a));
+        }
+    };
     let (conn, op, body) = match cmd {
         ClientCommand::Create(a) => {
             let mut body = json!({"PrincipalArn": a.principal});
@@ -69,3 +111,110 @@ pub fn run(cmd: OauthCommand) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
+
+/// One token from the server's `/oauth2/token`: the answer, or the RFC
+/// 6749 error as an error.
+async fn fetch_token(a: &TokenArgs) -> Result<Value> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials");
+    if let Some(scope) = &a.scope {
+        form.append_pair("scope", scope);
+    }
+    let body = form.finish().into_bytes();
+    let content_type = ("content-type", "application/x-www-form-urlencoded");
+    let (status, answer) = match &a.client_id {
+        Some(id) => {
+            let secret = a
+                .client_secret
+                .as_deref()
+                .context("set the client's secret in TUMBLER_OAUTH_CLIENT_SECRET")?;
+            let basic = format!(
+                "Basic {}",
+                STANDARD.encode(format!(
+                    "{}:{}",
+                    form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>(),
+                    form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+                ))
+            );
+            post(
+                &a.conn,
+                "/oauth2/token",
+                &[content_type, ("authorization", &basic)],
+                body,
+                None,
+            )
+            .await?
+        }
+        None => post(&a.conn, "/oauth2/token", &[content_type], body, Some("tumbler")).await?,
+    };
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let error = answer.get("error").and_then(Value::as_str).unwrap_or("server_error");
+        let description = answer
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        bail!("the token request was refused ({error}): {description}");
+    }
+    Ok(answer)
+}
+
+/// Replace `path` with `token`: written to a new file (mode 0600) beside
+/// it, then renamed over it, so a reader never sees half a token.
+fn write_token(path: &Path, token: &str) -> Result<()> {
+    let mut name = path.file_name().context("--out names no file")?.to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+async fn token(a: TokenArgs) -> Result<()> {
+    let Some(out) = &a.out else {
+        println!("{}", serde_json::to_string_pretty(&fetch_token(&a).await?)?);
+        return Ok(());
+    };
+    let mut valid_until: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match fetch_token(&a).await {
+            Ok(answer) => {
+                let token = answer
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .context("the answer has no access_token")?;
+                let lifetime = answer.get("expires_in").and_then(Value::as_u64).unwrap_or(900);
+                write_token(out, token)?;
+                tracing::info!(file = %out.display(), expires_in = lifetime, "token written");
+                let now = tokio::time::Instant::now();
+                valid_until = Some(now + Duration::from_secs(lifetime));
+                now + Duration::from_secs(lifetime * 4 / 5)
+            }
+            // The first token must come; later ones are retried while the
+            // one in the file is still good.
+            Err(e) if a.watch && valid_until.is_some_and(|v| v > tokio::time::Instant::now()) => {
+                tracing::warn!("a token could not be fetched (retrying): {e:#}");
+                tokio::time::Instant::now() + RETRY
+            }
+            Err(e) => return Err(e),
+        };
+        if !a.watch {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// How soon a failed refresh is tried again.
+const RETRY: Duration = Duration::from_secs(5);
