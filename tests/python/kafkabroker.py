@@ -125,7 +125,10 @@ class KafkaBroker:
                 "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": self.oauth["jwks"],
                 "listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.audience": self.oauth["audience"],
                 "listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer": self.oauth["issuer"],
-                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.refresh.ms": "10000",
+                # The tests retire keys and let tokens expire: the broker
+                # re-reads the JWKS every 2 s and allows no clock skew.
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.refresh.ms": "2000",
+                "listener.name.oauth.oauthbearer.sasl.oauthbearer.clock.skew.seconds": "0",
             })
         self.config = self.dir / "server.properties"
         # Values go in as they are: a properties file treats `\` as an

@@ -20,11 +20,28 @@ pub enum OauthCommand {
     /// OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Replace a signing key now. The replaced key stays in the JWKS until
+    /// the tokens it signed have expired, unless --retire-replaced.
+    RotateKey(RotateKeyArgs),
     /// Get a token: with a client's id and secret, or by exchanging this
     /// shell's own AWS credentials (SigV4). Prints the answer, or keeps a
     /// fresh token in a file for Kafka clients that read
     /// `sasl.oauthbearer.token.endpoint.url=file://...`.
     Token(TokenArgs),
+}
+
+#[derive(Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// ES256 (default) or RS256.
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// Drop every older key of the algorithm from the JWKS at once (a key
+    /// that may have leaked): tokens it signed stop verifying as soon as the
+    /// brokers refresh their JWKS.
+    #[arg(long)]
+    retire_replaced: bool,
 }
 
 #[derive(Args)]
@@ -74,6 +91,9 @@ pub struct CreateArgs {
     /// Token lifetime in seconds (60-3600, default 900).
     #[arg(long)]
     token_lifetime_seconds: Option<u64>,
+    /// ES256 (default) or RS256.
+    #[arg(long)]
+    signing_algorithm: Option<String>,
 }
 
 #[derive(Args)]
@@ -87,6 +107,16 @@ pub struct DeleteArgs {
 pub fn run(cmd: OauthCommand) -> Result<()> {
     let cmd = match cmd {
         OauthCommand::Client(c) => c,
+        OauthCommand::RotateKey(a) => {
+            let mut body = json!({"RetireReplaced": a.retire_replaced});
+            if let Some(alg) = a.algorithm {
+                body["Algorithm"] = json!(alg);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let out = runtime.block_on(call(&a.conn, "tumbler", "TumblerOAuth", "RotateSigningKey", body))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(());
+        }
         OauthCommand::Token(a) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             return runtime.block_on(token(a));
@@ -100,6 +130,9 @@ pub fn run(cmd: OauthCommand) -> Result<()> {
             }
             if let Some(n) = a.token_lifetime_seconds {
                 body["TokenLifetimeSeconds"] = json!(n);
+            }
+            if let Some(alg) = a.signing_algorithm {
+                body["SigningAlgorithm"] = json!(alg);
             }
             (a.conn, "CreateClient", body)
         }

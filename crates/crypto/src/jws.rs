@@ -1,5 +1,5 @@
-//! ES256 (ECDSA P-256 with SHA-256, RFC 7518 §3.4) signing keys for the
-//! JSON Web Tokens Tumbler will issue, and their public JWKs. The private
+//! ES256 (ECDSA P-256 with SHA-256, RFC 7518 §3.4) and RS256 signing keys
+//! for the JSON Web Tokens Tumbler issues, and their public JWKs. The private
 //! key is kept as PKCS#8 (sealed by the caller under the master key); the
 //! signature is JWS's fixed 64-byte `r || s`.
 
@@ -63,9 +63,72 @@ pub fn verify_es256(x: &[u8], y: &[u8], message: &[u8], signature: &[u8]) -> boo
         .is_ok()
 }
 
+/// An RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3) signing key,
+/// 2048 bits: for brokers and libraries that accept RSA only.
+pub struct Rs256Key(aws_lc_rs::rsa::KeyPair);
+
+impl Rs256Key {
+    /// A new key, and its PKCS#8 form to seal and keep.
+    pub fn generate() -> Result<(Rs256Key, Sensitive), CryptoError> {
+        use aws_lc_rs::encoding::AsDer;
+        let key =
+            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| CryptoError::Random)?;
+        let pkcs8 = key.as_der().map_err(|_| CryptoError::Random)?;
+        Ok((Rs256Key(key), Sensitive::new(pkcs8.as_ref().to_vec())))
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> Result<Rs256Key, CryptoError> {
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
+            .map(Rs256Key)
+            .map_err(|_| CryptoError::Malformed)
+    }
+
+    /// The public modulus and exponent (big-endian, no leading zeros), as a
+    /// JWK's `n` and `e`.
+    pub fn public_ne(&self) -> (Vec<u8>, Vec<u8>) {
+        let c = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(self.0.public_key());
+        (c.n, c.e)
+    }
+
+    /// The JWS signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut signature = vec![0u8; self.0.public_modulus_len()];
+        self.0
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| CryptoError::Random)?;
+        Ok(signature)
+    }
+}
+
+/// Whether an RS256 `signature` over `message` verifies with (`n`, `e`).
+pub fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    aws_lc_rs::rsa::PublicKeyComponents { n, e }
+        .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rs256_signs_and_verifies_and_survives_pkcs8() {
+        let (key, pkcs8) = Rs256Key::generate().unwrap();
+        let sig = key.sign(b"header.payload").unwrap();
+        assert_eq!(sig.len(), 256);
+        let (n, e) = key.public_ne();
+        assert_eq!(n.len(), 256);
+        assert!(verify_rs256(&n, &e, b"header.payload", &sig));
+        assert!(!verify_rs256(&n, &e, b"header.payloaD", &sig));
+        let again = Rs256Key::from_pkcs8(pkcs8.expose()).unwrap();
+        assert_eq!(again.public_ne(), (n.clone(), e.clone()));
+        assert!(verify_rs256(&n, &e, b"m", &again.sign(b"m").unwrap()));
+    }
 
     #[test]
     fn signs_and_verifies_and_survives_pkcs8() {

@@ -21,6 +21,9 @@ pub struct Client {
     pub secret_sha256: String,
     pub scopes: Vec<String>,
     pub lifetime_s: u64,
+    /// What signs its tokens (clients made before RS256 existed: ES256).
+    #[serde(default)]
+    pub algorithm: crate::keys::Algorithm,
 }
 
 impl Client {

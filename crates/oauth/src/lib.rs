@@ -1,5 +1,5 @@
 //! An OAuth 2.0 token issuer for Kafka's SASL/OAUTHBEARER (KIP-768):
-//! clients of IAM principals get short-lived ES256 JWTs with the
+//! clients of IAM principals get short-lived ES256 (or RS256) JWTs with the
 //! client_credentials grant (RFC 6749 §4.4), and brokers verify them with
 //! the JWKS. Served on the API's port:
 //!
@@ -8,7 +8,7 @@
 //!   RFC 6749 §5.2 errors;
 //! - `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`;
 //! - clients are managed with `X-Amz-Target: TumblerOAuth.<Operation>`
-//!   (CreateClient, ListClients, DeleteClient), signed for `tumbler`, IAM
+//!   (CreateClient, ListClients, DeleteClient, RotateSigningKey), signed for `tumbler`, IAM
 //!   actions `tumbler:<Operation>`.
 
 pub mod clients;
@@ -24,7 +24,7 @@ use tumbler_store::{ResourceRow, Store, StoreError, Write};
 use tumbler_wire::AwsError;
 
 use crate::clients::{Client, DEFAULT_LIFETIME_S, DEFAULT_SCOPE, KIND};
-use crate::keys::{KeyRing, MAX_LIFETIME_S};
+use crate::keys::{Algorithm, KeyRing, MAX_LIFETIME_S};
 
 pub use tumbler_secrets::ActionAuthorizer;
 
@@ -98,6 +98,14 @@ struct CreateRequest {
     principal_arn: Option<String>,
     scopes: Option<Vec<String>>,
     token_lifetime_seconds: Option<u64>,
+    signing_algorithm: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RotateRequest {
+    algorithm: Option<String>,
+    retire_replaced: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,7 +117,7 @@ struct ClientIdRequest {
 #[derive(Deserialize, Default)]
 struct ListRequest {}
 
-pub const OPERATIONS: &[&str] = &["CreateClient", "ListClients", "DeleteClient"];
+pub const OPERATIONS: &[&str] = &["CreateClient", "ListClients", "DeleteClient", "RotateSigningKey"];
 
 pub fn is_read_only(op: &str) -> bool {
     op == "ListClients"
@@ -160,8 +168,8 @@ impl OAuthService {
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["token"],
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+            "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
             "subject_types_supported": ["public"],
         })
         .to_string()
@@ -184,6 +192,23 @@ impl OAuthService {
                     .filter_map(|row| Some(describe(row, &serde_json::from_str(&row.meta).ok()?)))
                     .collect();
                 json!({"Clients": list})
+            }
+            "RotateSigningKey" => {
+                let r: RotateRequest = parse(body)?;
+                let algorithm = match r.algorithm.as_deref() {
+                    None => Algorithm::default(),
+                    Some(a) => Algorithm::parse(a)
+                        .ok_or_else(|| AwsError::invalid_parameter("Algorithm must be ES256 or RS256."))?,
+                };
+                ctx.authorizer.authorize("tumbler:RotateSigningKey", "*")?;
+                let (kid, retired) = self
+                    .keys
+                    .rotate_now(algorithm, ctx.now.as_millisecond(), r.retire_replaced == Some(true))
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "a signing key rotation failed");
+                        AwsError::internal(format!("The signing key was not rotated: {e}"))
+                    })?;
+                json!({"KeyId": kid, "Algorithm": algorithm.as_str(), "RetiredKeyIds": retired})
             }
             "DeleteClient" => {
                 let r: ClientIdRequest = parse(body)?;
@@ -218,6 +243,10 @@ impl OAuthService {
         );
         let arn = Client::arn(&ctx.region, &ctx.account, &id);
         ctx.authorizer.authorize("tumbler:CreateClient", &arn)?;
+        let algorithm = match r.signing_algorithm.as_deref() {
+            None => Algorithm::default(),
+            Some(a) => Algorithm::parse(a).ok_or_else(|| bad("SigningAlgorithm must be ES256 or RS256."))?,
+        };
         let principal_arn = r
             .principal_arn
             .filter(|p| !p.is_empty())
@@ -249,6 +278,7 @@ impl OAuthService {
         }
         let secret = clients::random_text(40).map_err(|_| AwsError::internal("no randomness"))?;
         let client = Client {
+            algorithm,
             client_id: id.clone(),
             principal_arn,
             secret_sha256: hex::encode(tumbler_crypto::sha256(secret.as_bytes())),
@@ -333,6 +363,7 @@ impl OAuthService {
         self.issue(
             Grantee {
                 client_id: Some(client.client_id),
+                algorithm: client.algorithm,
                 principal_arn: client.principal_arn,
                 subject: principal.name,
             },
@@ -413,6 +444,7 @@ impl OAuthService {
         self.issue(
             Grantee {
                 client_id: None,
+                algorithm: Algorithm::default(),
                 principal_arn: principal_arn.to_owned(),
                 subject: subject.to_owned(),
             },
@@ -448,14 +480,17 @@ impl OAuthService {
         now: jiff::Timestamp,
     ) -> Result<(Vec<u8>, Issued), TokenError> {
         let signing_failed = || token_error(500, "server_error", "The token could not be signed.");
-        let key = self.keys.current(now.as_millisecond()).map_err(|e| {
-            tracing::error!(error = %e, "no OAuth signing key");
-            signing_failed()
-        })?;
+        let key = self
+            .keys
+            .current(now.as_millisecond(), grantee.algorithm)
+            .map_err(|e| {
+                tracing::error!(error = %e, "no OAuth signing key");
+                signing_failed()
+            })?;
         let iat = now.as_second();
         let jti = uuid::Uuid::new_v4().to_string();
         let scope_text = scopes.join(" ");
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid});
+        let header = json!({"alg": key.alg.as_str(), "typ": "JWT", "kid": key.kid});
         let mut claims = json!({
             "iss": self.issuer,
             "sub": grantee.subject,
@@ -502,6 +537,7 @@ impl OAuthService {
 /// Who a token names.
 struct Grantee {
     client_id: Option<String>,
+    algorithm: Algorithm,
     principal_arn: String,
     subject: String,
 }
@@ -635,6 +671,7 @@ fn describe(row: &ResourceRow, c: &Client) -> Value {
         "PrincipalArn": c.principal_arn,
         "Scopes": c.scopes,
         "TokenLifetimeSeconds": c.lifetime_s,
+        "SigningAlgorithm": c.algorithm.as_str(),
         "CreationDate": row.created_ms as f64 / 1000.0,
     })
 }
