@@ -118,8 +118,11 @@ pub struct KeyRing {
     /// Per algorithm, the signing key, its creation time, and when it was
     /// read: re-read every minute, so a key another node rotated in is
     /// picked up long before the replaced one leaves the JWKS.
-    current: Mutex<HashMap<Algorithm, (Arc<SigningKey>, i64, i64)>>,
+    current: Mutex<HashMap<Algorithm, CachedKey>>,
 }
+
+/// A signing key, when it was created, and when it was read.
+type CachedKey = (Arc<SigningKey>, i64, i64);
 
 const REREAD_MS: i64 = 60_000;
 
