@@ -83,6 +83,21 @@ pub struct Principal {
     pub session: Option<Arc<SessionClaims>>,
 }
 
+impl Principal {
+    /// A user or role as a caller without a session (an OAuth client's
+    /// principal).
+    pub fn from_row(row: &PrincipalRow) -> Principal {
+        Principal {
+            arn: row.arn.clone(),
+            account: row.account.clone(),
+            user_id: row.unique_id.clone(),
+            name: row.name.clone(),
+            kind: row.kind.clone(),
+            session: None,
+        }
+    }
+}
+
 struct Credential {
     principal: Arc<Principal>,
     secret: Sensitive,
@@ -214,19 +229,6 @@ impl Identity {
         if let Ok(mut l) = self.change_listeners.write() {
             l.push(Box::new(listener));
         }
-    }
-
-    /// A user or role as a caller without a session (an OAuth client's
-    /// principal); None if it is gone.
-    pub fn principal_named(&self, arn: &str) -> Result<Option<Principal>, IdentityError> {
-        Ok(self.store.principal(arn)?.map(|p| Principal {
-            arn: p.arn,
-            account: p.account,
-            user_id: p.unique_id,
-            name: p.name,
-            kind: p.kind,
-            session: None,
-        }))
     }
 
     /// Every user and role of `account`, with its policies.

@@ -161,10 +161,11 @@ impl KafkaService {
                 if let Some(owned) = &owned {
                     c.owned_acls = owned.clone();
                 }
-                let unchanged = c
-                    .acl_sync
-                    .as_ref()
-                    .is_some_and(|s| s.error == error && Some(s.wanted) == wanted.map(|w| w.acls.len()));
+                let unchanged = c.acl_sync.as_ref().is_some_and(|s| {
+                    s.error == error
+                        && Some(s.wanted) == wanted.map(|w| w.acls.len())
+                        && wanted.is_none_or(|w| w.notes == s.notes)
+                });
                 // A repeat of the same state is not written every reconciliation.
                 if unchanged && !changed {
                     return;
@@ -208,11 +209,9 @@ async fn push_acls(
     let mut conn = Connection::open(target, &admin.username, &admin.password).await?;
     let present: BTreeSet<Acl> = conn.describe_acls().await?.into_iter().collect();
     let to_create: Vec<Acl> = wanted.difference(&present).cloned().collect();
-    let to_delete: Vec<Acl> = owned
-        .iter()
-        .filter(|a| !wanted.contains(*a) && present.contains(*a))
-        .cloned()
-        .collect();
+    // Deleted whether or not DescribeAcls shows it: the broker's view may
+    // lag the controller, where a CreateAcls just answered is already true.
+    let to_delete: Vec<Acl> = owned.iter().filter(|a| !wanted.contains(*a)).cloned().collect();
     // Still owned: what is wanted and there (an ACL deleted by hand is
     // created again below and owned anew).
     let mut push = AclPush {
@@ -239,8 +238,9 @@ async fn push_acls(
     for chunk in to_delete.chunks(ACL_BATCH) {
         for (acl, outcome) in chunk.iter().zip(conn.delete_acls(chunk).await?) {
             match outcome {
-                None => push.deleted.push(acl.clone()),
-                Some(e) => {
+                Ok(0) => {}
+                Ok(_) => push.deleted.push(acl.clone()),
+                Err(e) => {
                     // Still there, still ours: deleted on a later try.
                     push.owned.insert(acl.clone());
                     push.failed.push((acl.to_string(), e));

@@ -431,8 +431,8 @@ impl Connection {
     }
 
     /// Delete exactly these ACLs (each filter names one ACL in full); per
-    /// ACL, None or the broker's error.
-    pub async fn delete_acls(&mut self, acls: &[Acl]) -> Result<Vec<Option<String>>, KafkaError> {
+    /// ACL, how many the broker deleted (0: it was not there), or its error.
+    pub async fn delete_acls(&mut self, acls: &[Acl]) -> Result<Vec<Result<usize, String>>, KafkaError> {
         let version = self.version(31, (1, 3), "DeleteAcls")?;
         let request = DeleteAclsRequest::default().with_filters(
             acls.iter()
@@ -449,13 +449,21 @@ impl Connection {
                 .collect(),
         );
         let answer = self.send(&request, version).await?;
-        Ok(acl_outcomes(
+        let outcomes = acl_outcomes(
             acls.len(),
             answer
                 .filter_results
                 .iter()
                 .map(|r| (r.error_code, r.error_message.as_ref())),
-        ))
+        );
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, error)| match error {
+                Some(e) => Err(e),
+                None => Ok(answer.filter_results.get(i).map_or(0, |r| r.matching_acls.len())),
+            })
+            .collect())
     }
 
     async fn send<R: Call>(&mut self, request: &R, version: i16) -> Result<R::Response, KafkaError> {

@@ -96,7 +96,16 @@ pub struct KafkaService {
     changed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     /// Raised on every IAM change: the ACL sync recompiles.
     policies_changed: Arc<tokio::sync::Notify>,
+    /// Registered cluster ARNs by account, and when they were read: the
+    /// token endpoint asks on every token.
+    cluster_index: Mutex<Option<ClusterIndex>>,
 }
+
+type ClusterIndex = (std::time::Instant, HashMap<String, Vec<String>>);
+
+/// How long the cluster index is trusted (a cluster another node
+/// registered counts after at most this long; this node's at once).
+const CLUSTER_INDEX_TTL: Duration = Duration::from_secs(5);
 
 pub const OPERATIONS: &[&str] = &[
     "RegisterCluster",
@@ -207,6 +216,7 @@ impl KafkaService {
             secrets,
             identity,
             policies_changed,
+            cluster_index: Mutex::new(None),
             store,
             runtime,
             audit,
@@ -472,6 +482,7 @@ impl KafkaService {
             }
             Err(e) => return Err(store_err(e)),
         }
+        self.forget_cluster_index();
         self.sync_acls(&row.arn);
         let (row, cluster) = match self.store.resource(&row.arn).map_err(store_err)? {
             Some(now) => {
@@ -512,6 +523,7 @@ impl KafkaService {
             Ok(_) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(store_err(e)),
         }
+        self.forget_cluster_index();
         Ok(json!({"Cluster": described}))
     }
 
@@ -1296,11 +1308,25 @@ impl KafkaService {
 
     /// The ARNs of the clusters registered in `account`.
     pub fn cluster_arns(&self, account: &str) -> Vec<String> {
-        let rows = self.store.resources_of_kind(KIND).unwrap_or_default();
-        rows.into_iter()
-            .filter(|r| r.account == account)
-            .map(|r| r.arn)
-            .collect()
+        let mut index = self.cluster_index.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = index
+            .as_ref()
+            .is_some_and(|(read, _)| read.elapsed() < CLUSTER_INDEX_TTL);
+        if !fresh {
+            let mut by_account: HashMap<String, Vec<String>> = HashMap::new();
+            for row in self.store.resources_of_kind(KIND).unwrap_or_default() {
+                by_account.entry(row.account).or_default().push(row.arn);
+            }
+            *index = Some((std::time::Instant::now(), by_account));
+        }
+        index
+            .as_ref()
+            .and_then(|(_, m)| m.get(account).cloned())
+            .unwrap_or_default()
+    }
+
+    fn forget_cluster_index(&self) {
+        *self.cluster_index.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Compare every cluster with its associations and repair the drift.

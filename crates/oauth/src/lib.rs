@@ -307,24 +307,25 @@ impl OAuthService {
         if id.is_empty() || id.len() > 64 {
             return None;
         }
+        // Client ids are random and unique across accounts and regions.
         self.store
-            .resources_of_kind(KIND)
+            .resources_named(KIND, id)
             .ok()?
             .into_iter()
-            .find(|row| row.name == id)
+            .next()
             .and_then(|row| serde_json::from_str(&row.meta).ok())
     }
 
     /// `POST /oauth2/token`. On success the JSON answer and what it issued;
     /// otherwise the RFC 6749 error and who asked.
-    /// `may_connect` answers whether a principal (by ARN) may have a token:
-    /// None, or the denial that explains why not.
+    /// `may_connect` answers whether the client's principal may have a
+    /// token: Ok, or the denial that explains why not.
     pub fn token(
         &self,
         authorization: Option<&str>,
         body: &[u8],
         now: jiff::Timestamp,
-        may_connect: &dyn Fn(&str) -> Result<(), String>,
+        may_connect: &dyn Fn(&tumbler_store::PrincipalRow) -> Result<(), String>,
     ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
         let mut asker = Asker::default();
         let request = match parse_token_request(authorization, body) {
@@ -352,7 +353,7 @@ impl OAuthService {
                 ));
             }
         };
-        if let Err(denial) = may_connect(&client.principal_arn) {
+        if let Err(denial) = may_connect(&principal) {
             return Err((token_error(400, "unauthorized_client", denial), asker));
         }
         let scopes = granted_scopes(scope.as_deref(), &client.scopes).map_err(|e| (e, asker))?;
@@ -385,7 +386,7 @@ impl OAuthService {
         signature: &[u8],
         body: &[u8],
         now: jiff::Timestamp,
-        may_connect: &dyn Fn(&str) -> Result<(), String>,
+        may_connect: &dyn Fn() -> Result<(), String>,
     ) -> Result<(Vec<u8>, Issued), (TokenError, Asker)> {
         let asker = Asker {
             client_id: None,
@@ -433,7 +434,7 @@ impl OAuthService {
                 asker,
             ));
         }
-        if let Err(denial) = may_connect(principal_arn) {
+        if let Err(denial) = may_connect() {
             return Err((token_error(400, "unauthorized_client", denial), asker));
         }
         let scopes = granted_scopes(scope.as_deref(), &[DEFAULT_SCOPE.to_owned()]).map_err(|e| (e, asker))?;

@@ -272,7 +272,7 @@ pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Inc
         };
         match &caller {
             Some(c) => {
-                let may_connect = |_: &str| may_connect_to_kafka(&s, &c.principal, &request);
+                let may_connect = || may_connect_to_kafka(&s, &c.principal, &request);
                 s.oauth.token_for_signed_caller(
                     &kafka_name(&c.principal),
                     &c.principal.arn,
@@ -283,13 +283,8 @@ pub async fn oauth_token(state: &Arc<AppState>, info: ConnInfo, req: Request<Inc
                 )
             }
             None => {
-                let may_connect = |arn: &str| match s.identity.principal_named(arn) {
-                    Ok(Some(p)) => may_connect_to_kafka(&s, &p, &request),
-                    Ok(None) => Err("The client's principal no longer exists.".to_owned()),
-                    Err(e) => {
-                        tracing::error!(error = %e, "IAM could not be read for a token request");
-                        Err("The principal's permissions could not be read.".to_owned())
-                    }
+                let may_connect = |row: &tumbler_store::PrincipalRow| {
+                    may_connect_to_kafka(&s, &tumbler_identity::Principal::from_row(row), &request)
                 };
                 s.oauth.token(authorization.as_deref(), &body, now, &may_connect)
             }

@@ -602,6 +602,8 @@ pub trait Store: Send + Sync + 'static {
     fn resources(&self, kind: &str, account: &str, region: &str) -> Result<Vec<ResourceRow>>;
     /// Every resource of `kind`, in every account and region (background work).
     fn resources_of_kind(&self, kind: &str) -> Result<Vec<ResourceRow>>;
+    /// The resources of `kind` named `name`, in any account and region.
+    fn resources_named(&self, kind: &str, name: &str) -> Result<Vec<ResourceRow>>;
     /// Every region of `account` that holds a secret named `name`.
     fn secret_regions(&self, account: &str, name: &str) -> Result<Vec<String>>;
 

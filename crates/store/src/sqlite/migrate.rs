@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/005_mfa.sql")),
     (6, include_str!("../../migrations/sqlite/006_audit_anchor.sql")),
     (7, include_str!("../../migrations/sqlite/007_resources.sql")),
+    (8, include_str!("../../migrations/sqlite/008_resources_by_name.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

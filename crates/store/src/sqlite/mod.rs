@@ -260,6 +260,10 @@ impl Store for SqliteStore {
         self.read(|c| read::resources_of_kind(c, kind))
     }
 
+    fn resources_named(&self, kind: &str, name: &str) -> Result<Vec<ResourceRow>> {
+        self.read(|c| read::resources_named(c, kind, name))
+    }
+
     fn rotation_counts(&self) -> Result<RotationCounts> {
         self.read(|c| {
             let mut stmt = c

@@ -609,6 +609,16 @@ pub(crate) fn resources(conn: &Connection, kind: &str, account: &str, region: &s
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
+pub(crate) fn resources_named(conn: &Connection, kind: &str, name: &str) -> Result<Vec<ResourceRow>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE kind = ?1 AND name = ?2 ORDER BY account, region"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map([kind, name], resource_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
 pub(crate) fn resources_of_kind(conn: &Connection, kind: &str) -> Result<Vec<ResourceRow>> {
     let mut stmt = conn
         .prepare_cached(&format!(
