@@ -1,6 +1,8 @@
 //! The keys that sign access tokens: one current ES256 key and one current
 //! RS256 key. The newest of an algorithm signs; a key is replaced after
-//! `ROTATE_AFTER` (or when an operator rotates it), and a replaced key stays
+//! `ROTATE_AFTER` (or when an operator rotates it). Its successor is in the
+//! JWKS `PUBLISH_AHEAD` before it signs, so brokers (which re-read the JWKS
+//! hourly by default) know it before its first token; a replaced key stays
 //! in the JWKS until every token it signed has expired (`MAX_LIFETIME`
 //! after it was replaced, and a margin), so brokers can still verify them;
 //! an operator who fears a key leaked retires it at once instead. Private
@@ -22,6 +24,8 @@ const KIND: &str = "oauth-signing-key";
 /// Signing keys belong to the server, not to an account.
 const OWNER: &str = "tumbler";
 pub const ROTATE_AFTER_MS: i64 = 30 * 86_400_000;
+/// How long the next key is published before it signs.
+pub const PUBLISH_AHEAD_MS: i64 = 2 * 3_600_000;
 /// The longest a token lives; a replaced key is kept this long (and a margin).
 pub const MAX_LIFETIME_S: u64 = 3600;
 /// Covers clock skew and the brokers' JWKS caches.
@@ -61,6 +65,10 @@ struct StoredKey {
     /// When a newer key took over (then it only verifies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replaced_ms: Option<i64>,
+    /// When it starts signing, if later than its creation (a successor
+    /// published ahead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active_ms: Option<i64>,
     /// PKCS#8, sealed (base64).
     sealed: String,
     /// The public JWK's members: `x`, `y` (EC) or `n`, `e` (RSA), base64url.
@@ -82,6 +90,10 @@ impl StoredKey {
             Algorithm::RS256 => json!({"kty": "RSA", "n": self.n, "e": self.e,
                 "kid": self.kid, "use": "sig", "alg": "RS256"}),
         }
+    }
+
+    fn active(&self) -> i64 {
+        self.active_ms.unwrap_or(self.created_ms)
     }
 
     /// Whether a token it signed may still be alive.
@@ -154,25 +166,68 @@ impl KeyRing {
         keys
     }
 
-    /// The key that signs `alg` now: the newest, replaced (and old keys
-    /// retired) when it is due.
+    /// The key that signs `alg` now: the newest active one. Its successor
+    /// is published when it is due; a key is replaced at once only when
+    /// none is (the first key, or a server that was down past the date).
     pub fn current(&self, now_ms: i64, alg: Algorithm) -> Result<Arc<SigningKey>, String> {
         let mut cached = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((key, created, read)) = cached.get(&alg)
-            && now_ms - created < ROTATE_AFTER_MS
+        if let Some((key, active, read)) = cached.get(&alg)
+            && now_ms - active < ROTATE_AFTER_MS
             && (0..REREAD_MS).contains(&(now_ms - read))
         {
             return Ok(key.clone());
         }
         let keys = self.stored();
-        let newest = keys.iter().rev().find(|(_, k)| k.alg == alg && k.replaced_ms.is_none());
-        let (key, created) = match newest {
-            Some((_, k)) if now_ms - k.created_ms < ROTATE_AFTER_MS => (self.open(k)?, k.created_ms),
+        let live = |k: &StoredKey| k.alg == alg && k.replaced_ms.is_none();
+        let signing = keys.iter().rev().find(|(_, k)| live(k) && k.active() <= now_ms);
+        let (key, active) = match signing {
+            Some((_, k)) if now_ms - k.active() < ROTATE_AFTER_MS => {
+                self.retire_predecessors(&keys, k);
+                let due = now_ms - k.active() >= ROTATE_AFTER_MS - PUBLISH_AHEAD_MS;
+                if due && !keys.iter().any(|(_, n)| live(n) && n.active() > k.active()) {
+                    self.publish_successor(alg, now_ms, k.active() + ROTATE_AFTER_MS);
+                }
+                (self.open(k)?, k.active())
+            }
             _ => self.rotate(&keys, alg, now_ms, false)?.0,
         };
         let key = Arc::new(key);
-        cached.insert(alg, (key.clone(), created, now_ms));
+        cached.insert(alg, (key.clone(), active, now_ms));
         Ok(key)
+    }
+
+    /// Mark the older keys of `signing`'s algorithm replaced when it took
+    /// over (once: they are then no longer unreplaced). Best effort: the
+    /// next read tries again.
+    fn retire_predecessors(&self, keys: &[(ResourceRow, StoredKey)], signing: &StoredKey) {
+        let mut writes = Vec::new();
+        for (row, old) in keys {
+            if old.alg == signing.alg && old.replaced_ms.is_none() && old.created_ms < signing.created_ms {
+                let mut replaced = serde_json::to_value(old).unwrap_or(Value::Null);
+                replaced["replacedMs"] = json!(signing.active());
+                writes.push(Write::UpdateResource(ResourceRow {
+                    meta: replaced.to_string(),
+                    ..row.clone()
+                }));
+            }
+        }
+        if !writes.is_empty()
+            && let Err(e) = self.store.apply(writes)
+        {
+            tracing::info!(error = %e, "marking replaced signing keys raced; the next read does it");
+        }
+    }
+
+    /// Publish the key that signs from `active_ms` (best effort: the next
+    /// read tries again; two nodes racing publish two, and the newer wins).
+    fn publish_successor(&self, alg: Algorithm, now_ms: i64, active_ms: i64) {
+        match self.new_key(alg, now_ms, Some(active_ms)) {
+            Ok((_, row)) => match self.store.apply(vec![Write::CreateResource(row)]) {
+                Ok(_) => tracing::info!(alg = alg.as_str(), active_ms, "next OAuth signing key published"),
+                Err(e) => tracing::warn!(error = %e, "the next OAuth signing key was not stored"),
+            },
+            Err(e) => tracing::warn!(error = %e, "the next OAuth signing key was not made"),
+        }
     }
 
     /// Replace the `alg` key now (an operator's rotation): the new key's id,
@@ -212,23 +267,20 @@ impl KeyRing {
         })
     }
 
-    /// A new `alg` key; the older ones marked replaced (or, retiring,
-    /// deleted), and every key replaced long enough ago that no token it
-    /// signed is alive deleted. Returns the key and the retired key ids.
-    #[allow(clippy::type_complexity)]
-    fn rotate(
+    /// A new `alg` key, signing from `active_ms` (or at once), and its row.
+    fn new_key(
         &self,
-        keys: &[(ResourceRow, StoredKey)],
         alg: Algorithm,
         now_ms: i64,
-        retire: bool,
-    ) -> Result<((SigningKey, i64), Vec<String>), String> {
+        active_ms: Option<i64>,
+    ) -> Result<(SigningKey, ResourceRow), String> {
         let kid = uuid::Uuid::new_v4().simple().to_string();
         let mut stored = StoredKey {
             kid: kid.clone(),
             alg,
             created_ms: now_ms,
             replaced_ms: None,
+            active_ms,
             sealed: String::new(),
             x: None,
             y: None,
@@ -256,7 +308,7 @@ impl KeyRing {
             .seal(pkcs8.expose(), kid.as_bytes())
             .map_err(|e| e.to_string())?;
         stored.sealed = STANDARD.encode(sealed);
-        let mut writes = vec![Write::CreateResource(ResourceRow {
+        let row = ResourceRow {
             arn: arn(&kid),
             kind: KIND.into(),
             account: OWNER.into(),
@@ -265,10 +317,31 @@ impl KeyRing {
             created_ms: now_ms,
             revision: 0,
             meta: serde_json::to_string(&stored).unwrap_or_default(),
-        })];
+        };
+        Ok((SigningKey { kid, alg, key }, row))
+    }
+
+    /// A new `alg` key; the older ones marked replaced (or, retiring,
+    /// deleted), and every key replaced long enough ago that no token it
+    /// signed is alive deleted. Returns the key and the retired key ids.
+    #[allow(clippy::type_complexity)]
+    fn rotate(
+        &self,
+        keys: &[(ResourceRow, StoredKey)],
+        alg: Algorithm,
+        now_ms: i64,
+        retire: bool,
+    ) -> Result<((SigningKey, i64), Vec<String>), String> {
+        let (key, row) = self.new_key(alg, now_ms, None)?;
+        let kid = key.kid.clone();
+        let mut writes = vec![Write::CreateResource(row)];
         let mut retired = Vec::new();
         for (row, old) in keys {
-            if (retire && old.alg == alg) || !old.verifies(now_ms) {
+            if old.alg == alg && old.active() > now_ms {
+                // A successor published ahead: it never signed, and this
+                // key takes its place.
+                writes.push(Write::DeleteResource { arn: row.arn.clone() });
+            } else if (retire && old.alg == alg) || !old.verifies(now_ms) {
                 writes.push(Write::DeleteResource { arn: row.arn.clone() });
                 if old.verifies(now_ms) {
                     retired.push(old.kid.clone());
@@ -292,12 +365,12 @@ impl KeyRing {
             let (_, newest) = keys
                 .iter()
                 .rev()
-                .find(|(_, k)| k.alg == alg && k.replaced_ms.is_none())
+                .find(|(_, k)| k.alg == alg && k.replaced_ms.is_none() && k.active() <= now_ms)
                 .ok_or("no signing key")?;
-            return Ok(((self.open(newest)?, newest.created_ms), Vec::new()));
+            return Ok(((self.open(newest)?, newest.active()), Vec::new()));
         }
         tracing::info!(kid = %kid, alg = alg.as_str(), retired = ?retired, "new OAuth signing key");
-        Ok(((SigningKey { kid, alg, key }, now_ms), retired))
+        Ok(((key, now_ms), retired))
     }
 
     /// The JWKS: every key that signs or still verifies live tokens.
@@ -352,6 +425,33 @@ mod tests {
             .filter(|k| k["alg"] == "ES256")
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn the_next_key_is_published_before_it_signs() {
+        let (ring, dir) = ring("publish");
+        let es = Algorithm::ES256;
+        let t0 = 1_800_000_000_000;
+        let first = ring.current(t0, es).unwrap();
+        let due = t0 + ROTATE_AFTER_MS - PUBLISH_AHEAD_MS;
+        assert_eq!(ring.current(due - 1, es).unwrap().kid, first.kid);
+        assert_eq!(es256(&ring.jwks(due - 1)), std::slice::from_ref(&first.kid));
+        // Due: the successor is in the JWKS, the first key still signs.
+        let later = due + REREAD_MS;
+        assert_eq!(ring.current(later, es).unwrap().kid, first.kid);
+        let published = es256(&ring.jwks(later));
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[1], first.kid);
+        let next = published[0].clone();
+        let switch = t0 + ROTATE_AFTER_MS;
+        assert_eq!(ring.current(switch - 1, es).unwrap().kid, first.kid);
+        assert_eq!(es256(&ring.jwks(switch - 1)).len(), 2, "published once");
+        // It signs from then on; the first key stays while its tokens live.
+        assert_eq!(ring.current(switch + REREAD_MS, es).unwrap().kid, next);
+        let gone = switch + MAX_LIFETIME_S as i64 * 1000 + RETIRE_MARGIN_MS;
+        assert_eq!(es256(&ring.jwks(gone)), [next.clone(), first.kid.clone()]);
+        assert_eq!(es256(&ring.jwks(gone + 1)), std::slice::from_ref(&next));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
