@@ -582,6 +582,40 @@ def test_committing_offsets_needs_alter_group(srv, oauth_kafka, oauth_cluster):
     assert committed(group) == 1
 
 
+def test_a_scram_user_gets_the_acls_of_its_namesake(srv, oauth_kafka, oauth_cluster):
+    """A SCRAM user (a secret associated through MSK's API) named like an
+    IAM user gets that user's kafka-cluster:* permissions as ACLs."""
+    from confluent_kafka import Producer
+
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    make_client(srv, "iam").create_user(UserName=name)
+    topic, other = f"orders-{uuid.uuid4().hex[:6]}", f"payments-{uuid.uuid4().hex[:6]}"
+    oauth_kafka.create_topic(topic)
+    oauth_kafka.create_topic(other)
+    grant(srv, name, {"Effect": "Allow", "Action": ["kafka-cluster:Connect", "kafka-cluster:WriteData"],
+                      "Resource": [oauth_cluster, msk_arn(oauth_cluster, "topic", topic)]})
+    key = make_client(srv, "kms").create_key()["KeyMetadata"]["Arn"]
+    password = f"pw-{uuid.uuid4().hex}"
+    secret = make_client(srv).create_secret(Name=f"AmazonMSK_{name}", KmsKeyId=key,
+                                            SecretString=json.dumps({"username": name, "password": password}))
+    failed = make_client(srv, "kafka").batch_associate_scram_secret(
+        ClusterArn=oauth_cluster, SecretArnList=[secret["ARN"]])["UnprocessedScramSecrets"]
+    assert failed == []
+    wait_for(lambda: ("ALLOW", "WRITE", "TOPIC", "LITERAL", topic) in oauth_kafka.acls(name), timeout=20,
+             what="the policy's ACL")
+
+    def produce(to: str):
+        outcome: list = []
+        p = Producer(oauth_kafka.client_config(name, password, **{"message.timeout.ms": 10000}))
+        p.produce(to, b"hello", on_delivery=lambda err, msg: outcome.append(err))
+        p.flush(20)
+        return outcome[0] if outcome else "no delivery report"
+
+    assert produce(topic) is None
+    denied = produce(other)
+    assert denied is not None and denied.name() == "TOPIC_AUTHORIZATION_FAILED", denied
+
+
 def properties(text: str) -> dict:
     """A properties file's keys and values (no escapes in what we read)."""
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
