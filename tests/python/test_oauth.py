@@ -622,10 +622,11 @@ def properties(text: str) -> dict:
 
 
 def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka, oauth_cluster, tmp_path):
-    """`tumbler kafka client-config --oauth` prints a configuration librdkafka
-    produces with as it is; `tumbler oauth token --out F --watch` keeps a
-    token (exchanged for the user's own AWS keys) in a file that the Kafka
-    Java client reads through sasl.oauthbearer.token.endpoint.url=file://."""
+    """`tumbler kafka client-config --oauth` prints configurations that
+    librdkafka and the Kafka Java client (its OAuthBearerLoginCallbackHandler)
+    produce with as they are; `tumbler oauth token --out F --watch` keeps a
+    token (exchanged for the user's own AWS keys) in a file that the Java
+    client reads through sasl.oauthbearer.token.endpoint.url=file://."""
     from confluent_kafka import Producer
 
     iam = make_client(srv, "iam")
@@ -686,6 +687,20 @@ def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka,
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+    # The Java client's own login handler, with a client id and secret.
+    out = run_tumbler("kafka", "client-config", "--oauth", "--principal", arn, *listener, "--format", "java",
+                      env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    config = properties(out.stdout)
+    assert config["sasl.login.callback.handler.class"].endswith("OAuthBearerLoginCallbackHandler")
+    (tmp_path / "login.properties").write_text(out.stdout)
+    java = subprocess.run(
+        ["java", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={srv.url}/oauth2/token",
+         "-cp", oauth_kafka.classpath, str(Path(__file__).parent / "java" / "Produce.java"),
+         str(tmp_path / "login.properties"), topic],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert java.stdout.strip() == "OK", java.stderr[-3000:]
 
 
 def signed_token_request(srv, access_key: str, secret_key: str, session_token: str | None = None,
