@@ -141,12 +141,15 @@ impl KafkaService {
             tracing::warn!(cluster = %row.arn, acl = %failure.0, "a Kafka ACL could not be changed: {}", failure.1);
         }
         let changed = !report.created.is_empty() || !report.deleted.is_empty() || !report.failed.is_empty();
-        let error = report.error.clone().or_else(|| {
-            report
-                .failed
-                .first()
-                .map(|(acl, e)| format!("{} ACL changes failed, the first ({acl}): {e}", report.failed.len()))
-        });
+        if report.error.is_none()
+            && let Some((acl, e)) = report.failed.first()
+        {
+            report.error = Some(format!(
+                "{} ACL changes failed, the first ({acl}): {e}",
+                report.failed.len()
+            ));
+        }
+        let error = report.error.clone();
         // The same failure again is not audited every reconciliation (the
         // row was read under this cluster's sync lock, so it is current).
         let last_error = serde_json::from_str::<Cluster>(&row.meta)

@@ -66,7 +66,7 @@ pub struct SyncReport<'a> {
     pub deleted: Vec<String>,
     /// Set when the sync was of the cluster's ACLs (then `secrets` and
     /// `deleted` are empty).
-    pub acls: Option<AclReport>,
+    pub acls: Option<&'a AclReport>,
 }
 
 /// What one ACL sync changed on the brokers.
@@ -76,7 +76,7 @@ pub struct AclReport {
     pub deleted: Vec<String>,
     /// (ACL, the broker's error).
     pub failed: Vec<(String, String)>,
-    /// Set when the sync could not run at all.
+    /// Why the sync failed, wholly or in part.
     pub error: Option<String>,
 }
 
@@ -724,12 +724,7 @@ impl KafkaService {
                     (self.audit)(&report)
                 }
                 Audit::Acls(acls) => {
-                    report.acls = Some(AclReport {
-                        created: acls.created.clone(),
-                        deleted: acls.deleted.clone(),
-                        failed: acls.failed.clone(),
-                        error: acls.error.clone(),
-                    });
+                    report.acls = Some(acls);
                     (self.audit)(&report)
                 }
             };

@@ -369,12 +369,6 @@ fn kafka_acl_event(report: &tumbler_kafka::SyncReport<'_>, acls: &tumbler_kafka:
     if let Some(error) = &acls.error {
         e.error_code = Some("AclSyncFailed".into());
         e.error_message = Some(error.clone());
-    } else if let Some((acl, error)) = acls.failed.first() {
-        e.error_code = Some("AclSyncFailed".into());
-        e.error_message = Some(format!(
-            "{} ACL changes failed, the first ({acl}): {error}",
-            acls.failed.len()
-        ));
     }
     AuditRecord { json: e.to_json() }
 }
