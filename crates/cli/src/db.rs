@@ -216,47 +216,60 @@ pub async fn post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    if let Some(service) = signed_for {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &conn.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let config = loader.load().await;
-        let region = config
-            .region()
-            .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-        let credentials = config
-            .credentials_provider()
-            .context("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?
-            .provide_credentials()
-            .await
-            .context("cannot load AWS credentials")?;
-        let identity = credentials.into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&region)
-            .name(service)
-            .time(SystemTime::now())
-            .settings(aws_sigv4::http_request::SigningSettings::default())
-            .build()
-            .context("cannot sign the request")?
-            .into();
-        let signable = aws_sigv4::http_request::SignableRequest::new(
-            "POST",
-            &url,
-            headers.iter().copied(),
-            aws_sigv4::http_request::SignableBody::Bytes(&body),
-        )
-        .context("cannot sign the request")?;
-        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
-            .context("cannot sign the request")?
-            .into_parts();
-        let mut signed = request.body(Full::new(bytes::Bytes::from(body)))?;
-        instructions.apply_to_request_http1x(&mut signed);
-        return send(conn, &url, signed).await;
+    let signing = match signed_for {
+        Some(service) => Some(sign(conn, &url, headers, &body, service).await?),
+        None => None,
+    };
+    let mut request = request.body(Full::new(bytes::Bytes::from(body)))?;
+    if let Some(instructions) = signing {
+        instructions.apply_to_request_http1x(&mut request);
     }
-    let request = request.body(Full::new(bytes::Bytes::from(body)))?;
     send(conn, &url, request).await
+}
+
+/// SigV4 for a POST, with the AWS credentials and region of the environment.
+async fn sign(
+    conn: &ConnArgs,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    service: &str,
+) -> Result<aws_sigv4::http_request::SigningInstructions> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &conn.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let config = loader.load().await;
+    let region = config
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let credentials = config
+        .credentials_provider()
+        .context("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?
+        .provide_credentials()
+        .await
+        .context("cannot load AWS credentials")?;
+    let identity = credentials.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(aws_sigv4::http_request::SigningSettings::default())
+        .build()
+        .context("cannot sign the request")?
+        .into();
+    let signable = aws_sigv4::http_request::SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        aws_sigv4::http_request::SignableBody::Bytes(body),
+    )
+    .context("cannot sign the request")?;
+    let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+        .context("cannot sign the request")?
+        .into_parts();
+    Ok(instructions)
 }
 
 async fn send(
