@@ -621,6 +621,17 @@ def properties(text: str) -> dict:
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
 
 
+def java_produce(broker, tmp_path, config: str, allowed_url: str, topic: str) -> None:
+    """The Kafka Java client, configured by `config`, sends a record to `topic`."""
+    (tmp_path / "client.properties").write_text(config)
+    java = subprocess.run(
+        ["java", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={allowed_url}",
+         "-cp", broker.classpath, str(Path(__file__).parent / "java" / "Produce.java"),
+         str(tmp_path / "client.properties"), topic],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert java.stdout.strip() == "OK", java.stderr[-3000:]
+
+
 def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka, oauth_cluster, tmp_path):
     """`tumbler kafka client-config --oauth` prints configurations that
     librdkafka and the Kafka Java client (its OAuthBearerLoginCallbackHandler)
@@ -677,13 +688,7 @@ def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka,
                           env=cli_env(srv))
         assert out.returncode == 0, out.stderr
         assert properties(out.stdout)["sasl.oauthbearer.token.endpoint.url"] == f"file://{token_file}"
-        (tmp_path / "client.properties").write_text(out.stdout)
-        java = subprocess.run(
-            ["java", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://{token_file}",
-             "-cp", oauth_kafka.classpath, str(Path(__file__).parent / "java" / "Produce.java"),
-             str(tmp_path / "client.properties"), topic],
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        assert java.stdout.strip() == "OK", java.stderr[-3000:]
+        java_produce(oauth_kafka, tmp_path, out.stdout, f"file://{token_file}", topic)
     finally:
         agent.terminate()
         agent.wait(timeout=10)
@@ -694,13 +699,7 @@ def test_client_config_and_a_token_file_work_with_real_clients(srv, oauth_kafka,
     assert out.returncode == 0, out.stderr
     config = properties(out.stdout)
     assert config["sasl.login.callback.handler.class"].endswith("OAuthBearerLoginCallbackHandler")
-    (tmp_path / "login.properties").write_text(out.stdout)
-    java = subprocess.run(
-        ["java", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={srv.url}/oauth2/token",
-         "-cp", oauth_kafka.classpath, str(Path(__file__).parent / "java" / "Produce.java"),
-         str(tmp_path / "login.properties"), topic],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert java.stdout.strip() == "OK", java.stderr[-3000:]
+    java_produce(oauth_kafka, tmp_path, out.stdout, f"{srv.url}/oauth2/token", topic)
 
 
 def signed_token_request(srv, access_key: str, secret_key: str, session_token: str | None = None,

@@ -73,32 +73,17 @@ impl KafkaService {
     /// recorded on the cluster (and in the audit trail when it changed
     /// something or failed anew), not returned: the reconciler tries again.
     pub fn sync_acls(&self, cluster_arn: &str) {
-        let lock = self.lock_for(cluster_arn);
-        let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Ok(Some(row)) = self.store.resource(cluster_arn) else {
-            return;
-        };
-        let Ok(cluster) = serde_json::from_str::<Cluster>(&row.meta) else {
-            return;
-        };
-        let wanted = match self.wanted_acls(&row, &cluster) {
-            Ok(w) => w,
-            Err(e) => return self.record_acls(&row, None, Err(e)),
-        };
-        let ctx = self.service_ctx(&row.account, &row.region);
-        let prepared = cluster.target().and_then(|target| {
-            let (_, admin) = self
-                .current_value(&ctx, &cluster.admin_secret_arn)
-                .map_err(|e| format!("the admin secret: {e}"))?;
-            Ok((target, admin))
+        self.with_cluster(cluster_arn, |row, cluster| {
+            let wanted = match self.wanted_acls(&row, &cluster) {
+                Ok(w) => w,
+                Err(e) => return self.record_acls(&row, None, Err(e)),
+            };
+            let outcome = self.admin_of(&row, &cluster).and_then(|(target, admin)| {
+                self.block(push_acls(&cluster.owned_acls, &wanted.acls, &target, &admin))
+                    .map_err(|e| e.to_string())
+            });
+            self.record_acls(&row, Some(&wanted), outcome);
         });
-        let outcome = match prepared {
-            Ok((target, admin)) => self
-                .block(push_acls(&cluster.owned_acls, &wanted.acls, &target, &admin))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        self.record_acls(&row, Some(&wanted), outcome);
     }
 
     /// Delete every ACL Tumbler created on a cluster (its deregistration):
@@ -107,11 +92,7 @@ impl KafkaService {
         if cluster.owned_acls.is_empty() {
             return Ok(0);
         }
-        let ctx = self.service_ctx(&row.account, &row.region);
-        let target = cluster.target()?;
-        let (_, admin) = self
-            .current_value(&ctx, &cluster.admin_secret_arn)
-            .map_err(|e| format!("the admin secret: {e}"))?;
+        let (target, admin) = self.admin_of(row, cluster)?;
         let push = self
             .block(push_acls(&cluster.owned_acls, &BTreeSet::new(), &target, &admin))
             .map_err(|e| e.to_string())?;

@@ -937,6 +937,22 @@ impl KafkaService {
     /// are recorded on the associations (and in the audit trail), not
     /// returned: the reconciler tries again.
     pub fn sync(&self, cluster_arn: &str, scope: Scope<'_>) {
+        self.with_cluster(cluster_arn, |row, cluster| {
+            let (target, admin) = match self.admin_of(&row, &cluster) {
+                Ok(a) => a,
+                Err(e) => return self.record_failure(&row, &cluster, &scope, &e),
+            };
+            let ctx = self.service_ctx(&row.account, &row.region);
+            match self.block(self.push(&ctx, &cluster, &target, &admin, &scope)) {
+                Ok((pushed, read_failures, deleted)) => self.record(&row, pushed, read_failures, deleted),
+                Err(e) => self.record_failure(&row, &cluster, &scope, &e.to_string()),
+            }
+        });
+    }
+
+    /// Run `work` on a cluster as stored, one sync at a time per cluster
+    /// (so a later value always lands last); nothing if it is gone.
+    pub(crate) fn with_cluster(&self, cluster_arn: &str, work: impl FnOnce(ResourceRow, Cluster)) {
         let lock = self.lock_for(cluster_arn);
         let _one_at_a_time = lock.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(Some(row)) = self.store.resource(cluster_arn) else {
@@ -945,20 +961,17 @@ impl KafkaService {
         let Ok(cluster) = serde_json::from_str::<Cluster>(&row.meta) else {
             return;
         };
+        work(row, cluster);
+    }
+
+    /// Where a cluster's brokers are, and the admin user Tumbler logs in as.
+    pub(crate) fn admin_of(&self, row: &ResourceRow, cluster: &Cluster) -> Result<(Target, ScramSecret), String> {
+        let target = cluster.target()?;
         let ctx = self.service_ctx(&row.account, &row.region);
-        let target = match cluster.target() {
-            Ok(t) => t,
-            Err(e) => return self.record_failure(&row, &cluster, &scope, &e),
-        };
-        let admin = match self.current_value(&ctx, &cluster.admin_secret_arn) {
-            Ok((_, s)) => s,
-            Err(e) => return self.record_failure(&row, &cluster, &scope, &format!("the admin secret: {e}")),
-        };
-        let outcome = self.block(self.push(&ctx, &cluster, &target, &admin, &scope));
-        match outcome {
-            Ok((pushed, read_failures, deleted)) => self.record(&row, pushed, read_failures, deleted),
-            Err(e) => self.record_failure(&row, &cluster, &scope, &e.to_string()),
-        }
+        let (_, admin) = self
+            .current_value(&ctx, &cluster.admin_secret_arn)
+            .map_err(|e| format!("the admin secret: {e}"))?;
+        Ok((target, admin))
     }
 
     /// Talk to the cluster: what was pushed (secret, user, version, outcome),
