@@ -792,3 +792,18 @@ def test_an_expired_token_is_refused(srv, http, oauth_kafka, short_lived):
     _, answer, _ = token_request(http, srv, "grant_type=client_credentials",
                                  basic(client["ClientId"], client["ClientSecret"]))
     assert broker_accepts(oauth_kafka, answer["access_token"])
+
+
+def test_deregistering_the_cluster_removes_tumblers_acls(srv, oauth_kafka, oauth_cluster):
+    """Deregistering a cluster deletes every ACL Tumbler created there, and
+    no other (the module's last test: the cluster is gone after it)."""
+    oauth_kafka.allow("hand-made", "orders-hand")
+    # The bootstrap administrator's AdministratorAccess is every kafka-cluster action.
+    wait_for(lambda: ("ALLOW", "WRITE", "TOPIC", "LITERAL", "*") in oauth_kafka.acls("admin"), timeout=20,
+             what="the administrator's ACLs")
+    # --force: a SCRAM secret is still associated (its user stays).
+    out = run_tumbler("kafka", "deregister", "--cluster", oauth_cluster, "--force", env=cli_env(srv))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Cluster"]["Acls"]["Removed"] >= 18
+    wait_for(lambda: not oauth_kafka.acls("admin"), timeout=20, what="the removal of Tumbler's ACLs")
+    assert len(oauth_kafka.acls("hand-made")) == 3
