@@ -260,6 +260,14 @@ def test_client_api_checks_its_input_and_permissions(srv):
     assert name in answer["message"] and "tumbler:CreateClient" in answer["message"]
     status, _ = api("ListClients", {}, access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
     assert status == 200
+    # Rotating signing keys: the algorithm is checked, and only who may do it does it.
+    for bad in [{"Algorithm": "HS256"}, {"Algorithm": 5}, {"RetireReplaced": "yes"}]:
+        status, answer = api("RotateSigningKey", bad)
+        assert status == 400, (bad, answer)
+    status, answer = api("RotateSigningKey", {"RetireReplaced": True}, access_key=key["AccessKeyId"],
+                         secret_key=key["SecretAccessKey"])
+    assert status == 400 and answer["__type"] == "AccessDeniedException"
+    assert "tumbler:RotateSigningKey" in answer["message"]
 
 
 @pytest.fixture(scope="module")
