@@ -279,6 +279,38 @@ def test_search_filters(audited):
     assert first["seq"] == 1 and len(first["mac"]) == 64 and first["event"]["eventName"] == "CreateSecret"
 
 
+def test_verify_detects_edited_and_removed_events_of_reads(audited):
+    """Events of reads are stored compressed, several to a row: an edit or a
+    removal there is found as well."""
+    sm = make_client(audited)
+    sm.create_secret(Name="read-chain", SecretString="x")
+    for _ in range(4):
+        sm.get_secret_value(SecretId="read-chain")
+    sm.create_secret(Name="read-chain-2", SecretString="x")
+    assert tumbler(audited, "verify").returncode == 0
+    assert [e["eventName"] for e in events(audited)] == ["CreateSecret"] + ["GetSecretValue"] * 4 + ["CreateSecret"]
+    assert len(events(audited, "--event-name", "GetSecretValue", "--resource", "read-chain")) == 4
+    audited.kill()
+    with db(audited) as c:
+        blocks = c.execute("SELECT seq, json FROM audit_events WHERE typeof(json) = 'blob' ORDER BY seq").fetchall()
+        assert blocks, "events of reads are stored as blocks"
+        seq, blob = blocks[0]
+        # Flip one byte of the compressed events (past the header).
+        edited = bytearray(blob)
+        edited[len(edited) // 2] ^= 0x20
+        c.execute("UPDATE audit_events SET json = ? WHERE seq = ?", (bytes(edited), seq))
+    broken = tumbler(audited, "verify")
+    assert broken.returncode != 0
+    assert f"event {seq}" in broken.stderr or f"event {seq + 1}" in broken.stderr, broken.stderr
+    with db(audited) as c:
+        c.execute("UPDATE audit_events SET json = ? WHERE seq = ?", (blob, seq))
+    assert tumbler(audited, "verify").returncode == 0
+    with db(audited) as c:
+        c.execute("DELETE FROM audit_events WHERE seq = ?", (seq,))
+    removed = tumbler(audited, "verify")
+    assert removed.returncode != 0 and f"event {seq} is missing" in removed.stderr, removed.stderr
+
+
 BLOCK = "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'blocked'); END"
 
 

@@ -542,6 +542,78 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+impl AuditQuery {
+    fn filters(&self) -> bool {
+        self.start_time.is_some()
+            || self.end_time.is_some()
+            || self.event_name.is_some()
+            || self.event_source.is_some()
+            || self.principal.is_some()
+            || self.access_key_id.is_some()
+            || self.resource.is_some()
+            || self.event_id.is_some()
+            || self.user_name.is_some()
+            || self.resource_type.is_some()
+            || self.account.is_some()
+            || self.region.is_some()
+            || self.read_only.is_some()
+            || self.errors_only
+    }
+
+    /// Whether an event's JSON passes the query's filters (not its `seq`
+    /// bounds or limit). JSON that does not parse passes no filter.
+    pub fn matches(&self, json: &str) -> bool {
+        if !self.filters() {
+            return true;
+        }
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else {
+            return false;
+        };
+        let text = |path: &str| e.pointer(path).and_then(|v| v.as_str());
+        let is = |path: &str, want: &Option<String>| want.as_deref().is_none_or(|w| text(path) == Some(w));
+        let resources = || e["resources"].as_array().into_iter().flatten();
+        self.start_time
+            .as_deref()
+            .is_none_or(|t| text("/eventTime").is_some_and(|v| v >= t))
+            && self
+                .end_time
+                .as_deref()
+                .is_none_or(|t| text("/eventTime").is_some_and(|v| v <= t))
+            && is("/eventName", &self.event_name)
+            && is("/eventSource", &self.event_source)
+            && is("/userIdentity/accessKeyId", &self.access_key_id)
+            && is("/eventID", &self.event_id)
+            && is("/recipientAccountId", &self.account)
+            && is("/awsRegion", &self.region)
+            && self.principal.as_deref().is_none_or(|p| {
+                text("/userIdentity/arn") == Some(p)
+                    || text("/userIdentity/sessionContext/sessionIssuer/arn") == Some(p)
+            })
+            && self.resource.as_deref().is_none_or(|r| {
+                [
+                    "/requestParameters/secretId",
+                    "/requestParameters/name",
+                    "/requestParameters/userName",
+                ]
+                .iter()
+                .any(|p| text(p) == Some(r))
+                    || resources().any(|x| x["ARN"].as_str() == Some(r))
+            })
+            && self.user_name.as_deref().is_none_or(|u| {
+                text("/userIdentity/userName") == Some(u)
+                    || text("/userIdentity/arn")
+                        .and_then(|arn| arn.strip_suffix(u))
+                        .is_some_and(|head| head.ends_with('/'))
+            })
+            && self
+                .resource_type
+                .as_deref()
+                .is_none_or(|t| resources().any(|x| x["type"].as_str() == Some(t)))
+            && self.read_only.is_none_or(|ro| e["readOnly"].as_bool() == Some(ro))
+            && (!self.errors_only || !e["errorCode"].is_null())
+    }
+}
+
 /// The audit side of one API call: the event that the call's change
 /// commits with, so that no change is stored without its event. A call
 /// makes at most one event; once that is committed, later writes of the

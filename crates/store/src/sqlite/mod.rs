@@ -6,6 +6,7 @@
 //! rusqlite pin older rusqlite versions (two libsqlite3-sys cannot link), and
 //! group commit needs a writer that owns its connection anyway.
 
+mod audit_rows;
 mod cache;
 mod migrate;
 mod read;

@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::audit_rows::row_events;
 use super::backend;
 use crate::{
     AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, ResourceRow, Result,
@@ -468,112 +469,59 @@ pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i6
         .map_err(backend)
 }
 
-/// Audit events matching a query. Filters are SQLite JSON functions over the
-/// stored event: a scan, which is fine for an operator's search; the write
-/// path stays one insert per event with no secondary index to maintain.
+/// Audit events matching a query, in `seq` order (newest first when
+/// descending). Rows are read in order and their events filtered here: a
+/// scan, which is fine for an operator's search, and the write path stays one
+/// insert per change or per batch of reads with no index to maintain.
 pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<crate::StoredAuditEvent>> {
-    let mut sql = String::from("SELECT seq, json, mac FROM audit_events WHERE 1 = 1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    // Every `?` in a clause names the clause's one argument.
-    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
-    use rusqlite::types::Value::{Integer, Text};
-    if q.descending {
+    // A block row is numbered by its first event, so the row holding
+    // `after_seq + 1` may start at or before `after_seq`.
+    let (sql, bound) = if q.descending {
         if q.before_seq > 0 {
-            arg(&mut sql, " AND seq < ?", Integer(q.before_seq as i64));
+            (
+                "SELECT seq, json, mac FROM audit_events WHERE seq < ?1 ORDER BY seq DESC",
+                q.before_seq,
+            )
+        } else {
+            (
+                "SELECT seq, json, mac FROM audit_events WHERE seq >= ?1 ORDER BY seq DESC",
+                0,
+            )
         }
     } else {
-        arg(&mut sql, " AND seq > ?", Integer(q.after_seq as i64));
-    }
-    let field = |path: &str| format!("json_extract(json, '$.{path}')");
-    if let Some(t) = &q.start_time {
-        arg(&mut sql, &format!(" AND {} >= ?", field("eventTime")), Text(t.clone()));
-    }
-    if let Some(t) = &q.end_time {
-        arg(&mut sql, &format!(" AND {} <= ?", field("eventTime")), Text(t.clone()));
-    }
-    for (value, path) in [
-        (&q.event_name, "eventName"),
-        (&q.event_source, "eventSource"),
-        (&q.access_key_id, "userIdentity.accessKeyId"),
-        (&q.event_id, "eventID"),
-        (&q.account, "recipientAccountId"),
-        (&q.region, "awsRegion"),
-    ] {
-        if let Some(v) = value {
-            arg(&mut sql, &format!(" AND {} = ?", field(path)), Text(v.clone()));
+        (
+            "SELECT seq, json, mac FROM audit_events
+             WHERE seq >= IFNULL((SELECT MAX(seq) FROM audit_events WHERE seq <= ?1), 0) ORDER BY seq",
+            q.after_seq,
+        )
+    };
+    let in_bounds = |seq: u64| {
+        if q.descending {
+            q.before_seq == 0 || seq < q.before_seq
+        } else {
+            seq > q.after_seq
+        }
+    };
+    let mut stmt = c.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query([bound as i64]).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        let seq = r.get::<_, i64>(0).map_err(backend)? as u64;
+        let mac = r.get(2).map_err(backend)?;
+        let mut events = row_events(seq, r.get_ref(1).map_err(backend)?, mac);
+        if q.descending {
+            events.reverse();
+        }
+        for e in events {
+            if in_bounds(e.seq) && q.matches(&e.json) {
+                out.push(e);
+                if q.limit > 0 && out.len() >= q.limit {
+                    return Ok(out);
+                }
+            }
         }
     }
-    if let Some(p) = &q.principal {
-        arg(
-            &mut sql,
-            &format!(
-                " AND ? IN ({}, {})",
-                field("userIdentity.arn"),
-                field("userIdentity.sessionContext.sessionIssuer.arn")
-            ),
-            Text(p.clone()),
-        );
-    }
-    if let Some(r) = &q.resource {
-        arg(
-            &mut sql,
-            &format!(
-                " AND (? IN ({}, {}, {}) OR EXISTS (SELECT 1 FROM json_each(audit_events.json, '$.resources') \
-                 WHERE json_extract(value, '$.ARN') = ?))",
-                field("requestParameters.secretId"),
-                field("requestParameters.name"),
-                field("requestParameters.userName"),
-            ),
-            Text(r.clone()),
-        );
-    }
-    if let Some(u) = &q.user_name {
-        arg(
-            &mut sql,
-            &format!(
-                " AND (? = {name} OR substr({arn}, -length(?) - 1) = '/' || ?)",
-                name = field("userIdentity.userName"),
-                arn = field("userIdentity.arn"),
-            ),
-            Text(u.clone()),
-        );
-    }
-    if let Some(t) = &q.resource_type {
-        arg(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM json_each(audit_events.json, '$.resources') \
-             WHERE json_extract(value, '$.type') = ?)",
-            Text(t.clone()),
-        );
-    }
-    if let Some(ro) = q.read_only {
-        arg(&mut sql, &format!(" AND {} = ?", field("readOnly")), Integer(ro as i64));
-    }
-    if q.errors_only {
-        sql.push_str(&format!(" AND {} IS NOT NULL", field("errorCode")));
-    }
-    sql.push_str(if q.descending {
-        " ORDER BY seq DESC"
-    } else {
-        " ORDER BY seq"
-    });
-    if q.limit > 0 {
-        sql.push_str(&format!(" LIMIT {}", q.limit));
-    }
-    let mut stmt = c.prepare(&sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), |r| {
-            Ok(crate::StoredAuditEvent {
-                seq: r.get::<_, i64>(0)? as u64,
-                json: r.get(1)?,
-                mac: r.get(2)?,
-            })
-        })
-        .map_err(backend)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    Ok(out)
 }
 
 const RESOURCE_COLUMNS: &str = "arn, kind, account, region, name, created_ms, revision, meta";

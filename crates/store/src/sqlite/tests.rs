@@ -549,6 +549,124 @@ fn audit_events_commit_with_their_change_and_only_then() {
     assert_eq!(q(&|q| q.errors_only = true), Vec::<u64>::new());
 }
 
+/// Record `n` events of reads at once, so that the writer stores them in
+/// blocks, and wait until all are committed.
+fn record_many(s: &SqliteStore, n: usize, secret: &str) {
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..n {
+        let tx = tx.clone();
+        s.record(
+            event("GetSecretValue", secret),
+            Box::new(move |r, _| {
+                let _ = tx.send(r);
+            }),
+        );
+    }
+    for _ in 0..n {
+        rx.recv().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn events_of_reads_share_rows_and_read_back_in_order() {
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("t.db");
+    let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
+    let create = |name: &str| Write::CreateSecret {
+        row: row(name, 1),
+        versions: vec![],
+        stages: vec![],
+    };
+    record_many(&s, 20, "a");
+    s.apply_with_event(vec![create("b")], Some(event("CreateSecret", "b")))
+        .unwrap();
+    record_many(&s, 20, "b");
+    let rows: Vec<(i64, String)> = {
+        let c = Connection::open(&path).unwrap();
+        let mut st = c
+            .prepare("SELECT seq, typeof(json) FROM audit_events ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert!(rows.len() < 41 && rows.iter().any(|r| r.1 == "blob"), "{rows:?}");
+    assert!(
+        rows.contains(&(21, "text".into())),
+        "the change's event is a row of its own: {rows:?}"
+    );
+
+    let seqs = |q: AuditQuery| {
+        s.audit_events(&q)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(AuditQuery::default()), (1..=41).collect::<Vec<_>>());
+    let all = s.audit_events(&AuditQuery::default()).unwrap();
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].mac[0], pair[0].mac[0].wrapping_add(pair[1].seq as u8));
+    }
+    // Bounds and limits fall inside blocks.
+    let after = |n| AuditQuery {
+        after_seq: n,
+        limit: 3,
+        ..Default::default()
+    };
+    assert_eq!(seqs(after(5)), [6, 7, 8]);
+    assert_eq!(seqs(after(20)), [21, 22, 23]);
+    let before = |n| AuditQuery {
+        descending: true,
+        before_seq: n,
+        limit: 3,
+        ..Default::default()
+    };
+    assert_eq!(seqs(before(30)), [29, 28, 27]);
+    assert_eq!(seqs(before(0)), [41, 40, 39]);
+    let named = |name: &str, secret: &str| AuditQuery {
+        event_name: Some(name.into()),
+        resource: Some(secret.into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(named("GetSecretValue", "b")), (22..=41).collect::<Vec<_>>());
+    assert_eq!(seqs(named("CreateSecret", "b")), [21]);
+    drop(s);
+
+    // The chain goes on from the last event of the last block.
+    let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
+    record_sync(&s, event("DescribeSecret", "b")).unwrap();
+    let all = s.audit_events(&AuditQuery::default()).unwrap();
+    assert_eq!(all.last().unwrap().seq, 42);
+    assert_eq!(all[41].mac[0], all[40].mac[0].wrapping_add(42));
+
+    // Pruning up to an event inside a block keeps the rest of the block.
+    let cut = rows
+        .windows(2)
+        .find(|w| w[0].1 == "blob" && w[1].0 > w[0].0 + 1)
+        .map(|w| w[0].0 as u64)
+        .expect("a block of two or more events");
+    let anchor = |seq: u64, mac: Vec<u8>| AuditAnchor {
+        seq,
+        mac,
+        anchor_mac: vec![1],
+        pruned_ms: 0,
+    };
+    let wrong = anchor(cut, vec![0]);
+    assert!(matches!(
+        s.apply(vec![Write::PruneAudit { anchor: wrong }]),
+        Err(StoreError::NotFound)
+    ));
+    s.apply(vec![Write::PruneAudit {
+        anchor: anchor(cut, all[cut as usize - 1].mac.clone()),
+    }])
+    .unwrap();
+    let left = s.audit_events(&AuditQuery::default()).unwrap();
+    assert_eq!(left.first().unwrap().seq, cut + 1);
+    assert_eq!(left, all[cut as usize..]);
+}
+
 #[test]
 fn events_need_an_audit_trail() {
     let (_d, s) = store();
@@ -627,7 +745,17 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
         let before = std::fs::metadata(&path).unwrap().len();
         for i in 0..8 {
             let (tx, rx) = mpsc::channel();
-            let json = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(128 * 1024));
+            // Padding that does not compress: events of reads are stored compressed.
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i;
+            let pad: String = (0..8 * 1024)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:016x}", x)
+                })
+                .collect();
+            let json = format!(r#"{{"n":{i},"pad":"{pad}"}}"#);
             s.record(
                 AuditRecord { json },
                 Box::new(move |r, _| {

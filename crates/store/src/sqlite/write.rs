@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
+use super::audit_rows::{encode_block, row_events};
 use super::backend;
 use super::cache::{Cache, Changed};
 use crate::{
     AccessTouch, Applied, AuditLinker, AuditRecord, NewVersion, PolicyVersionRow, RecordDone, Result, SealedValue,
-    SecretRow, StoreError, Write,
+    SecretRow, StoreError, StoredAuditEvent, Write,
 };
 
 const MAX_BATCH: usize = 256;
@@ -70,6 +71,8 @@ struct Writer {
     overdue: Duration,
     /// The connection's current `synchronous` setting is FULL.
     full_sync: bool,
+    /// This batch's events of reads not yet stored: they go in as one block.
+    block: Vec<StoredAuditEvent>,
 }
 
 pub(crate) fn spawn(
@@ -79,15 +82,17 @@ pub(crate) fn spawn(
     timing: CheckpointTiming,
     clock: Arc<CheckpointClock>,
 ) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+    // The last row may be a block: its last event is the chain's head.
     let head = conn
-        .query_row("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok(ChainHead {
-                seq: r.get::<_, i64>(0)? as u64,
-                mac: r.get(1)?,
-            })
-        })
+        .query_row(
+            "SELECT seq, json, mac FROM audit_events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok(row_events(r.get::<_, i64>(0)? as u64, r.get_ref(1)?, r.get(2)?).pop()),
+        )
         .optional()
-        .map_err(backend)?;
+        .map_err(backend)?
+        .flatten()
+        .map(|e| ChainHead { seq: e.seq, mac: e.mac });
     // With every event pruned but the anchor's, the chain goes on from it.
     let head = match head {
         Some(h) => h,
@@ -107,6 +112,7 @@ pub(crate) fn spawn(
         clock,
         overdue: timing.overdue,
         full_sync: true,
+        block: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("tumbler-store-writer".into())
@@ -277,18 +283,44 @@ impl Writer {
         Ok(())
     }
 
-    /// Number and chain one event and insert it.
-    fn insert_event(&mut self, event: &AuditRecord) -> Result<()> {
+    /// Number and chain one event: an event of a change is inserted as its
+    /// own row now, an event of a read joins the batch's block.
+    fn insert_event(&mut self, event: AuditRecord, of_read: bool) -> Result<()> {
         let Some(linker) = &self.linker else {
             return Err(StoreError::Backend("the audit trail is not configured".into()));
         };
         let seq = self.head.seq + 1;
         let mac = linker.link(&self.head.mac, seq, &event.json);
+        if of_read {
+            self.block.push(StoredAuditEvent {
+                seq,
+                json: event.json,
+                mac: mac.clone(),
+            });
+        } else {
+            // Numbers run in row order: the reads before this event are stored first.
+            debug_assert!(self.block.is_empty());
+            self.conn
+                .prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![seq as i64, event.json, mac]))
+                .map_err(backend)?;
+        }
+        self.head = ChainHead { seq, mac };
+        Ok(())
+    }
+
+    /// Store the batch's pending events of reads as one block row.
+    fn flush_block(&mut self) -> Result<()> {
+        let (Some(first), Some(last)) = (self.block.first(), self.block.last()) else {
+            return Ok(());
+        };
+        let (seq, mac) = (first.seq as i64, last.mac.clone());
+        let blob = encode_block(&self.block);
+        self.block.clear();
         self.conn
             .prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![seq as i64, event.json, mac]))
+            .and_then(|mut s| s.execute(params![seq, blob, mac]))
             .map_err(backend)?;
-        self.head = ChainHead { seq, mac };
         Ok(())
     }
 
@@ -311,6 +343,8 @@ impl Writer {
                 Ok(None)
             }
             Job::Apply { writes, event, reply } => {
+                // Outside the savepoint: undoing this job must not undo them.
+                self.flush_block()?;
                 self.exec("SAVEPOINT job")?;
                 let head = self.head.clone();
                 for w in &writes {
@@ -321,8 +355,8 @@ impl Writer {
                     .map(|w| apply(&self.conn, w))
                     .collect::<Result<Vec<_>>>();
                 if r.is_ok()
-                    && let Some(e) = &event
-                    && let Err(err) = self.insert_event(e)
+                    && let Some(e) = event
+                    && let Err(err) = self.insert_event(e, false)
                 {
                     r = Err(err);
                 }
@@ -334,7 +368,7 @@ impl Writer {
                 Ok(Some(Answer::Apply(reply, r)))
             }
             Job::Record { event, done } => {
-                let r = self.insert_event(&event);
+                let r = self.insert_event(event, true);
                 Ok(Some(Answer::Record(done, r)))
             }
         }
@@ -353,6 +387,7 @@ impl Writer {
                     answers.push(a);
                 }
             }
+            self.flush_block()?;
             self.exec("COMMIT")
         })();
         // Invalidate after a failed commit too: a miss only costs a read.
@@ -365,6 +400,7 @@ impl Writer {
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
+                self.block.clear();
                 self.head = start;
                 tracing::error!(error = %e, "store commit failed; batch rolled back");
                 let message = e.to_string();
@@ -808,22 +844,36 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
         ),
         Write::PruneAudit { anchor } => {
             let seq = anchor.seq as i64;
-            let stored: Option<Vec<u8>> = conn
-                .prepare_cached(
-                    "SELECT mac FROM audit_events WHERE seq = ?1
-                     AND EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1)",
-                )
+            // The row holding the anchor's event; a block may go on past it.
+            let mut row = conn
+                .prepare_cached("SELECT seq, json, mac FROM audit_events WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
                 .map_err(backend)?
-                .query_row([seq], |r| r.get(0))
+                .query_row([seq], |r| {
+                    Ok(row_events(r.get::<_, i64>(0)? as u64, r.get_ref(1)?, r.get(2)?))
+                })
                 .optional()
-                .map_err(backend)?;
-            if stored.as_deref() != Some(anchor.mac.as_slice()) {
+                .map_err(backend)?
+                .unwrap_or_default();
+            let rest = row.split_off(row.partition_point(|e| e.seq <= anchor.seq));
+            let newer = !rest.is_empty()
+                || conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1)")
+                    .and_then(|mut s| s.query_row([seq], |r| r.get::<_, bool>(0)))
+                    .map_err(backend)?;
+            let stored = row.last().filter(|e| e.seq == anchor.seq).map(|e| e.mac.as_slice());
+            if !newer || stored != Some(anchor.mac.as_slice()) {
                 return Err(StoreError::NotFound);
             }
             conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")
                 .map_err(backend)?
                 .execute([seq])
                 .map_err(backend)?;
+            // What followed the anchor in its block stays, as a block of its own.
+            if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+                conn.prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![first.seq as i64, encode_block(&rest), last.mac]))
+                    .map_err(backend)?;
+            }
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO audit_anchor (id, seq, mac, anchor_mac, pruned_ms) VALUES (1, ?1, ?2, ?3, ?4)",
             )

@@ -1,0 +1,192 @@
+//! How audit events sit in `audit_events`.
+//!
+//! The event of a change is one row, its JSON as TEXT, committed in the
+//! change's own savepoint. Events of reads (nearly all events) arrive one per
+//! request and are committed in batches; the consecutive read events of a
+//! batch share one row, a *block*: `seq` is the first event's number, `mac`
+//! the last event's MAC, and `json` a BLOB holding every event's MAC and JSON,
+//! LZ4-compressed together. Events in a batch differ mostly in their ids and
+//! times, so a block costs ~100 bytes an event instead of ~900, and one row
+//! instead of one per event: the bytes each read pushed through SQLite's WAL
+//! and checkpoints were the audit trail's main cost (see BENCHMARKS.md).
+//!
+//! Block format (version 1): byte 0 is `1`, then an LZ4 block (lz4_flex,
+//! uncompressed size prepended as u32 LE) compressed against `DICT_V1`; the
+//! uncompressed bytes are, per event: MAC length (u8), MAC, JSON length
+//! (u32 LE), JSON. Events are numbered from the row's `seq` on.
+
+use crate::StoredAuditEvent;
+
+const BLOCK_V1: u8 = 1;
+
+/// Sample events that the first event of a block is compressed against.
+/// Stored blocks can only be read with the exact bytes they were written
+/// with: never edit this file; a new dictionary needs a new block version.
+const DICT_V1: &[u8] = include_bytes!("audit_dict_v1.txt");
+
+/// A block never holds more than `MAX_BATCH` events; this bounds what a
+/// damaged block may make a reader allocate.
+const MAX_BLOCK_BYTES: usize = 64 << 20;
+
+/// Encode the events of a block (consecutive numbers, oldest first).
+pub(crate) fn encode_block(events: &[StoredAuditEvent]) -> Vec<u8> {
+    let size = events.iter().map(|e| 5 + e.mac.len() + e.json.len()).sum();
+    let mut raw = Vec::with_capacity(size);
+    for e in events {
+        // MACs come from the linker (32 bytes); a longer one cannot be stored.
+        let mac = &e.mac[..e.mac.len().min(u8::MAX as usize)];
+        raw.push(mac.len() as u8);
+        raw.extend_from_slice(mac);
+        raw.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
+        raw.extend_from_slice(e.json.as_bytes());
+    }
+    let mut out = Vec::with_capacity(1 + 4 + lz4_flex::block::get_maximum_output_size(raw.len()));
+    out.push(BLOCK_V1);
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size_with_dict(&raw, DICT_V1));
+    out
+}
+
+/// Decode a block stored at `first_seq`. An error means the row was damaged
+/// or edited.
+pub(crate) fn decode_block(first_seq: u64, blob: &[u8]) -> Result<Vec<StoredAuditEvent>, String> {
+    let (&version, rest) = blob.split_first().ok_or("an empty block")?;
+    if version != BLOCK_V1 {
+        return Err(format!("unknown block version {version}"));
+    }
+    let size = rest
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or("a truncated block")?;
+    if size > MAX_BLOCK_BYTES {
+        return Err(format!("a block claiming {size} bytes"));
+    }
+    let mut raw = vec![0; size];
+    let n = lz4_flex::block::decompress_into_with_dict(&rest[4..], &mut raw, DICT_V1)
+        .map_err(|e| format!("a block that does not decompress: {e}"))?;
+    if n != size {
+        return Err("a block shorter than it claims".into());
+    }
+    let mut events = Vec::new();
+    let mut at = &raw[..];
+    while !at.is_empty() {
+        let take = |at: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
+            if at.len() < n {
+                return Err("a truncated event in a block".into());
+            }
+            let (head, tail) = at.split_at(n);
+            *at = tail;
+            Ok(head.to_vec())
+        };
+        let mac_len = take(&mut at, 1)?[0] as usize;
+        let mac = take(&mut at, mac_len)?;
+        let len = take(&mut at, 4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let json = String::from_utf8(take(&mut at, len)?).map_err(|_| "an event that is not UTF-8")?;
+        events.push(StoredAuditEvent {
+            seq: first_seq + events.len() as u64,
+            json,
+            mac,
+        });
+    }
+    if events.is_empty() {
+        return Err("a block without events".into());
+    }
+    Ok(events)
+}
+
+/// The events of one stored row: an event of a change (TEXT) or a block of
+/// events of reads (BLOB). A row that cannot be decoded comes back as one
+/// event with empty JSON, so that the chain check fails on it instead of
+/// every reader failing.
+pub(crate) fn row_events(seq: u64, json: rusqlite::types::ValueRef<'_>, mac: Vec<u8>) -> Vec<StoredAuditEvent> {
+    use rusqlite::types::ValueRef;
+    let damaged = |mac| {
+        vec![StoredAuditEvent {
+            seq,
+            json: String::new(),
+            mac,
+        }]
+    };
+    match json {
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(json) => vec![StoredAuditEvent {
+                seq,
+                json: json.to_owned(),
+                mac,
+            }],
+            Err(_) => damaged(mac),
+        },
+        ValueRef::Blob(b) => match decode_block(seq, b) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "an audit block cannot be read");
+                damaged(mac)
+            }
+        },
+        _ => damaged(mac),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, n: u8) -> StoredAuditEvent {
+        StoredAuditEvent {
+            seq,
+            json: format!(r#"{{"eventName":"GetSecretValue","requestID":"{n}"}}"#),
+            mac: vec![n; 32],
+        }
+    }
+
+    #[test]
+    fn blocks_round_trip_and_are_small() {
+        let events: Vec<_> = (0..16).map(|i| event(40 + i as u64, i)).collect();
+        let blob = encode_block(&events);
+        assert_eq!(decode_block(40, &blob).unwrap(), events);
+        let raw: usize = events.iter().map(|e| e.json.len() + 32).sum();
+        assert!(blob.len() < raw / 2, "{} of {raw}", blob.len());
+    }
+
+    /// A block written by this version, stored in a test: if the format or
+    /// the dictionary ever changes, existing stores would become unreadable.
+    #[test]
+    fn a_version_1_block_still_decodes() {
+        let blob = encode_block(&[event(7, 1), event(8, 2)]);
+        assert_eq!(
+            hex(&blob),
+            PINNED_V1,
+            "the block format changed: keep version 1 readable and add a version"
+        );
+        assert_eq!(decode_block(7, &blob).unwrap(), [event(7, 1), event(8, 2)]);
+    }
+
+    const PINNED_V1: &str =
+        "01a60000002f200101000c432e000000cf0e0383070a3b05017701018c0601db015f31227d200201000c0f53001960223a2232227d";
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn damaged_blocks_are_refused_without_panicking() {
+        let blob = encode_block(&[event(1, 1), event(2, 2)]);
+        assert!(decode_block(1, &[]).is_err());
+        assert!(decode_block(1, &[2]).is_err());
+        assert!(decode_block(1, &blob[..blob.len() - 3]).is_err());
+        let mut huge = blob.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_block(1, &huge).is_err());
+        for i in 0..blob.len() {
+            let mut flipped = blob.clone();
+            flipped[i] ^= 0x5a;
+            // Either refused or decoded into something else: never a panic.
+            if let Ok(events) = decode_block(1, &flipped) {
+                assert!(events.len() < 10_000);
+            }
+        }
+        let damaged = row_events(1, rusqlite::types::ValueRef::Blob(&blob[..4]), vec![9]);
+        assert_eq!(damaged.len(), 1);
+        assert!(damaged[0].json.is_empty());
+    }
+}
