@@ -29,7 +29,7 @@ const DICT_V1: &[u8] = include_bytes!("audit_dict_v1.txt");
 const MAX_BLOCK_BYTES: usize = 64 << 20;
 
 /// Encode the events of a block (consecutive numbers, oldest first).
-pub(crate) fn encode_block(events: &[StoredAuditEvent]) -> Vec<u8> {
+pub fn encode_block(events: &[StoredAuditEvent]) -> Vec<u8> {
     let size = events.iter().map(|e| 5 + e.mac.len() + e.json.len()).sum();
     let mut raw = Vec::with_capacity(size);
     for e in events {
@@ -48,7 +48,7 @@ pub(crate) fn encode_block(events: &[StoredAuditEvent]) -> Vec<u8> {
 
 /// Decode a block stored at `first_seq`. An error means the row was damaged
 /// or edited.
-pub(crate) fn decode_block(first_seq: u64, blob: &[u8]) -> Result<Vec<StoredAuditEvent>, String> {
+pub fn decode_block(first_seq: u64, blob: &[u8]) -> Result<Vec<StoredAuditEvent>, String> {
     let (&version, rest) = blob.split_first().ok_or("an empty block")?;
     if version != BLOCK_V1 {
         return Err(format!("unknown block version {version}"));

@@ -24,6 +24,9 @@ use crate::{
     SealedValue, SecretListing, SecretState, Store, StoreError, StoredAuditEvent, Write,
 };
 
+/// How a row of events of reads is stored; public for the fuzz targets.
+pub use audit_rows::{decode_block as decode_audit_block, encode_block as encode_audit_block};
+
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
