@@ -738,3 +738,79 @@ pub trait Store: Send + Sync + 'static {
     /// Record reads without waiting for disk.
     fn touch(&self, touch: AccessTouch);
 }
+
+#[cfg(test)]
+mod audit_query_tests {
+    use super::AuditQuery;
+
+    const USER_EVENT: &str = r#"{"eventTime":"2026-11-24T10:00:00Z","eventName":"GetSecretValue",
+        "eventSource":"secretsmanager.amazonaws.com","awsRegion":"us-east-1","recipientAccountId":"111122223333",
+        "eventID":"e-1","readOnly":true,
+        "userIdentity":{"arn":"arn:aws:iam::111122223333:user/alice","userName":"alice","accessKeyId":"AKIAALICE"},
+        "requestParameters":{"secretId":"prod/db"},
+        "resources":[{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf","type":"AWS::SecretsManager::Secret"}]}"#;
+    const ROLE_EVENT: &str = r#"{"eventTime":"2026-11-24T11:00:00Z","eventName":"PutSecretValue","readOnly":false,
+        "userIdentity":{"arn":"arn:aws:sts::111122223333:assumed-role/app/s1",
+          "sessionContext":{"sessionIssuer":{"arn":"arn:aws:iam::111122223333:role/app"}}},
+        "errorCode":"AccessDeniedException","errorMessage":"no"}"#;
+
+    /// Which of the two events a query keeps.
+    fn kept(f: impl Fn(&mut AuditQuery)) -> (bool, bool) {
+        let mut q = AuditQuery::default();
+        f(&mut q);
+        (q.matches(USER_EVENT), q.matches(ROLE_EVENT))
+    }
+
+    #[test]
+    fn every_filter_keeps_what_it_names() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(kept(|_| {}), (true, true));
+        assert_eq!(kept(|q| q.start_time = s("2026-11-24T10:30:00Z")), (false, true));
+        assert_eq!(kept(|q| q.end_time = s("2026-11-24T10:30:00Z")), (true, false));
+        assert_eq!(kept(|q| q.event_name = s("GetSecretValue")), (true, false));
+        assert_eq!(
+            kept(|q| q.event_source = s("secretsmanager.amazonaws.com")),
+            (true, false)
+        );
+        assert_eq!(kept(|q| q.access_key_id = s("AKIAALICE")), (true, false));
+        assert_eq!(kept(|q| q.event_id = s("e-1")), (true, false));
+        assert_eq!(kept(|q| q.account = s("111122223333")), (true, false));
+        assert_eq!(kept(|q| q.region = s("us-east-1")), (true, false));
+        assert_eq!(
+            kept(|q| q.principal = s("arn:aws:iam::111122223333:user/alice")),
+            (true, false)
+        );
+        assert_eq!(
+            kept(|q| q.principal = s("arn:aws:iam::111122223333:role/app")),
+            (false, true)
+        );
+        assert_eq!(kept(|q| q.resource = s("prod/db")), (true, false));
+        assert_eq!(
+            kept(|q| q.resource = s("arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf")),
+            (true, false)
+        );
+        assert_eq!(kept(|q| q.user_name = s("alice")), (true, false));
+        assert_eq!(kept(|q| q.user_name = s("s1")), (false, true));
+        assert_eq!(kept(|q| q.user_name = s("1")), (false, false));
+        assert_eq!(
+            kept(|q| q.resource_type = s("AWS::SecretsManager::Secret")),
+            (true, false)
+        );
+        assert_eq!(kept(|q| q.read_only = Some(true)), (true, false));
+        assert_eq!(kept(|q| q.read_only = Some(false)), (false, true));
+        assert_eq!(kept(|q| q.errors_only = true), (false, true));
+        // Filters combine with AND.
+        assert_eq!(
+            kept(|q| {
+                q.event_name = s("GetSecretValue");
+                q.errors_only = true
+            }),
+            (false, false)
+        );
+        // JSON that does not parse passes no filter, and every unfiltered query.
+        let mut q = AuditQuery::default();
+        assert!(q.matches("not json"));
+        q.event_name = s("GetSecretValue");
+        assert!(!q.matches("not json") && !q.matches(""));
+    }
+}
