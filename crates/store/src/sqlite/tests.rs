@@ -484,6 +484,15 @@ fn event(name: &str, secret: &str) -> AuditRecord {
     }
 }
 
+/// A new secret with no versions, named `name`.
+fn create_secret(name: &str) -> Write {
+    Write::CreateSecret {
+        row: row(name, 1),
+        versions: vec![],
+        stages: vec![],
+    }
+}
+
 fn record_sync(s: &SqliteStore, e: AuditRecord) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     s.record(
@@ -500,16 +509,11 @@ fn audit_events_commit_with_their_change_and_only_then() {
     let dir = tempdir::Dir::new();
     let path = dir.0.join("t.db");
     let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
-    let create = |name: &str| Write::CreateSecret {
-        row: row(name, 1),
-        versions: vec![],
-        stages: vec![],
-    };
-    s.apply_with_event(vec![create("a")], Some(event("CreateSecret", "a")))
+    s.apply_with_event(vec![create_secret("a")], Some(event("CreateSecret", "a")))
         .unwrap();
     // The name is taken: neither the write nor its event is stored.
     assert!(matches!(
-        s.apply_with_event(vec![create("a")], Some(event("CreateSecret", "a"))),
+        s.apply_with_event(vec![create_secret("a")], Some(event("CreateSecret", "a"))),
         Err(StoreError::NameExists)
     ));
     record_sync(&s, event("GetSecretValue", "a")).unwrap();
@@ -572,13 +576,8 @@ fn events_of_reads_share_rows_and_read_back_in_order() {
     let dir = tempdir::Dir::new();
     let path = dir.0.join("t.db");
     let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
-    let create = |name: &str| Write::CreateSecret {
-        row: row(name, 1),
-        versions: vec![],
-        stages: vec![],
-    };
     record_many(&s, 20, "a");
-    s.apply_with_event(vec![create("b")], Some(event("CreateSecret", "b")))
+    s.apply_with_event(vec![create_secret("b")], Some(event("CreateSecret", "b")))
         .unwrap();
     record_many(&s, 20, "b");
     let rows: Vec<(i64, String)> = {
