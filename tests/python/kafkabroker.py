@@ -278,6 +278,14 @@ class KafkaBroker:
             )
         for future in self.admin().create_acls(bindings).values():
             future.result(timeout=30)
+        # CreateAcls answers once the controller committed them; the broker's
+        # authorizer applies them a moment later. DescribeAcls reads the
+        # broker's own view, so wait until it shows them.
+        wanted = {(b.permission_type.name, b.operation.name, b.restype.name, b.resource_pattern_type.name, b.name)
+                  for b in bindings}
+        deadline = time.monotonic() + 15
+        while not wanted <= self.acls(user) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _acl_filter(self, user: str):
         from confluent_kafka.admin import (
