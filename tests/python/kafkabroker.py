@@ -281,8 +281,7 @@ class KafkaBroker:
         # CreateAcls answers once the controller committed them; the broker's
         # authorizer applies them a moment later. DescribeAcls reads the
         # broker's own view, so wait until it shows them.
-        wanted = {(b.permission_type.name, b.operation.name, b.restype.name, b.resource_pattern_type.name, b.name)
-                  for b in bindings}
+        wanted = {_acl_key(b) for b in bindings}
         deadline = time.monotonic() + 15
         while not wanted <= self.acls(user) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -303,8 +302,7 @@ class KafkaBroker:
         """User:<user>'s ACLs as (permission, operation, resource type,
         pattern type, resource name), as the broker describes them."""
         bindings = self.admin().describe_acls(self._acl_filter(user)).result(timeout=30)
-        return {(b.permission_type.name, b.operation.name, b.restype.name, b.resource_pattern_type.name, b.name)
-                for b in bindings}
+        return {_acl_key(b) for b in bindings}
 
     def delete_acls(self, user: str) -> None:
         """Delete every ACL of User:<user> by hand."""
@@ -351,3 +349,9 @@ class KafkaBroker:
         )
         for f in futures.values():
             f.result(timeout=30)
+
+
+def _acl_key(binding) -> tuple[str, str, str, str, str]:
+    """An ACL binding as (permission, operation, resource type, pattern type, resource name)."""
+    return (binding.permission_type.name, binding.operation.name, binding.restype.name,
+            binding.resource_pattern_type.name, binding.name)

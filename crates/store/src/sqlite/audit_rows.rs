@@ -40,9 +40,13 @@ pub fn encode_block(events: &[StoredAuditEvent]) -> Vec<u8> {
         raw.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
         raw.extend_from_slice(e.json.as_bytes());
     }
-    let mut out = Vec::with_capacity(1 + 4 + lz4_flex::block::get_maximum_output_size(raw.len()));
-    out.push(BLOCK_V1);
-    out.extend_from_slice(&lz4_flex::block::compress_prepend_size_with_dict(&raw, DICT_V1));
+    // Version, uncompressed size, then the LZ4 block, compressed in place.
+    let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(raw.len())];
+    out[0] = BLOCK_V1;
+    out[1..5].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+    let n = lz4_flex::block::compress_into_with_dict(&raw, &mut out[5..], DICT_V1)
+        .expect("the buffer has LZ4's maximum output size");
+    out.truncate(5 + n);
     out
 }
 
@@ -68,23 +72,23 @@ pub fn decode_block(first_seq: u64, blob: &[u8]) -> Result<Vec<StoredAuditEvent>
     }
     let mut events = Vec::new();
     let mut at = &raw[..];
+    fn take<'a>(at: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if at.len() < n {
+            return Err("a truncated event in a block".into());
+        }
+        let (head, tail) = at.split_at(n);
+        *at = tail;
+        Ok(head)
+    }
     while !at.is_empty() {
-        let take = |at: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
-            if at.len() < n {
-                return Err("a truncated event in a block".into());
-            }
-            let (head, tail) = at.split_at(n);
-            *at = tail;
-            Ok(head.to_vec())
-        };
         let mac_len = take(&mut at, 1)?[0] as usize;
-        let mac = take(&mut at, mac_len)?;
+        let mac = take(&mut at, mac_len)?.to_vec();
         let len = take(&mut at, 4)?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let json = String::from_utf8(take(&mut at, len)?).map_err(|_| "an event that is not UTF-8")?;
+        let json = std::str::from_utf8(take(&mut at, len)?).map_err(|_| "an event that is not UTF-8")?;
         events.push(StoredAuditEvent {
             seq: first_seq + events.len() as u64,
-            json,
+            json: json.to_owned(),
             mac,
         });
     }
@@ -125,6 +129,23 @@ pub(crate) fn row_events(seq: u64, json: rusqlite::types::ValueRef<'_>, mac: Vec
         },
         _ => damaged(mac),
     }
+}
+
+/// The events of a `SELECT seq, json, mac FROM audit_events` row.
+pub(crate) fn events_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<StoredAuditEvent>> {
+    Ok(row_events(r.get::<_, i64>(0)? as u64, r.get_ref(1)?, r.get(2)?))
+}
+
+/// Insert one row: an event of a change (JSON text) or a block (BLOB).
+pub(crate) fn insert_row(
+    conn: &rusqlite::Connection,
+    seq: u64,
+    json: &dyn rusqlite::ToSql,
+    mac: &[u8],
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![seq as i64, json, mac])
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::audit_rows::row_events;
+use super::audit_rows::events_of;
 use super::backend;
 use crate::{
     AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, ResourceRow, Result,
@@ -506,9 +506,7 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<
     let mut rows = stmt.query([bound as i64]).map_err(backend)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(backend)? {
-        let seq = r.get::<_, i64>(0).map_err(backend)? as u64;
-        let mac = r.get(2).map_err(backend)?;
-        let mut events = row_events(seq, r.get_ref(1).map_err(backend)?, mac);
+        let mut events = events_of(r).map_err(backend)?;
         if q.descending {
             events.reverse();
         }

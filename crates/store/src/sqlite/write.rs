@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::audit_rows::{encode_block, row_events};
+use super::audit_rows::{encode_block, events_of, insert_row};
 use super::backend;
 use super::cache::{Cache, Changed};
 use crate::{
@@ -87,7 +87,7 @@ pub(crate) fn spawn(
         .query_row(
             "SELECT seq, json, mac FROM audit_events ORDER BY seq DESC LIMIT 1",
             [],
-            |r| Ok(row_events(r.get::<_, i64>(0)? as u64, r.get_ref(1)?, r.get(2)?).pop()),
+            |r| Ok(events_of(r)?.pop()),
         )
         .optional()
         .map_err(backend)?
@@ -300,10 +300,7 @@ impl Writer {
         } else {
             // Numbers run in row order: the reads before this event are stored first.
             debug_assert!(self.block.is_empty());
-            self.conn
-                .prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![seq as i64, event.json, mac]))
-                .map_err(backend)?;
+            insert_row(&self.conn, seq, &event.json, &mac).map_err(backend)?;
         }
         self.head = ChainHead { seq, mac };
         Ok(())
@@ -314,13 +311,8 @@ impl Writer {
         let (Some(first), Some(last)) = (self.block.first(), self.block.last()) else {
             return Ok(());
         };
-        let (seq, mac) = (first.seq as i64, last.mac.clone());
-        let blob = encode_block(&self.block);
+        insert_row(&self.conn, first.seq, &encode_block(&self.block), &last.mac).map_err(backend)?;
         self.block.clear();
-        self.conn
-            .prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![seq, blob, mac]))
-            .map_err(backend)?;
         Ok(())
     }
 
@@ -848,9 +840,7 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             let mut row = conn
                 .prepare_cached("SELECT seq, json, mac FROM audit_events WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
                 .map_err(backend)?
-                .query_row([seq], |r| {
-                    Ok(row_events(r.get::<_, i64>(0)? as u64, r.get_ref(1)?, r.get(2)?))
-                })
+                .query_row([seq], events_of)
                 .optional()
                 .map_err(backend)?
                 .unwrap_or_default();
@@ -870,9 +860,7 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
                 .map_err(backend)?;
             // What followed the anchor in its block stays, as a block of its own.
             if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
-                conn.prepare_cached("INSERT INTO audit_events (seq, json, mac) VALUES (?1, ?2, ?3)")
-                    .and_then(|mut s| s.execute(params![first.seq as i64, encode_block(&rest), last.mac]))
-                    .map_err(backend)?;
+                insert_row(conn, first.seq, &encode_block(&rest), &last.mac).map_err(backend)?;
             }
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO audit_anchor (id, seq, mac, anchor_mac, pruned_ms) VALUES (1, ?1, ?2, ?3, ?4)",
