@@ -75,8 +75,15 @@ impl SqliteStore {
     ) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        // The checkpointer thread checkpoints; the writer must not stall on it.
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(backend)?;
+        // The writer checkpoints itself each time the WAL passes a few hundred
+        // KB: under a steady stream of commits the checkpointer thread never
+        // catches up (it copies while the writer appends, and SQLite starts
+        // the WAL over only after a complete copy), so the WAL would grow
+        // without bound. A copy this small stalls one commit well under a
+        // millisecond; the checkpointer thread still bounds how long a
+        // commit made without an fsync waits for one when load is light.
+        conn.pragma_update(None, "wal_autocheckpoint", timing.writer_pages)
+            .map_err(backend)?;
         // A WAL that grew under a burst is cut back after it restarts.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
             .map_err(backend)?;

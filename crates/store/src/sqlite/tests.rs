@@ -739,6 +739,7 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
         let timing = write::CheckpointTiming {
             every: Duration::from_secs(3600),
             overdue,
+            writer_pages: 0,
         };
         let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
@@ -778,6 +779,60 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
         "without an overdue checkpoint the events stay in the WAL ({grown} bytes copied)"
     );
     assert!(wal > 512 * 1024, "WAL of {wal} bytes");
+}
+
+#[test]
+fn the_writer_keeps_the_wal_small_under_a_steady_stream_of_commits() {
+    // The checkpointer never gets to run here, as on a saturated machine.
+    let wal_after_events = |writer_pages: u32| {
+        let dir = tempfile_dir(&format!("wal-bound-{writer_pages}"));
+        let path = dir.join("s.db");
+        let timing = write::CheckpointTiming {
+            every: Duration::from_secs(3600),
+            overdue: Duration::from_secs(3600),
+            writer_pages,
+        };
+        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..64 {
+            // 16 KB that does not compress: four pages per commit.
+            let pad: String = (0..1024)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:016x}", x)
+                })
+                .collect();
+            let (tx, rx) = mpsc::channel();
+            s.record(
+                AuditRecord {
+                    json: format!(r#"{{"n":{i},"pad":"{pad}"}}"#),
+                },
+                Box::new(move |r, _| {
+                    let _ = tx.send(r);
+                }),
+            );
+            rx.recv().unwrap().unwrap();
+        }
+        let wal = std::fs::metadata(dir.join("s.db-wal")).unwrap().len();
+        let events = s.audit_events(&AuditQuery::default()).unwrap().len();
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+        (wal, events)
+    };
+    let (unbounded, events) = wal_after_events(0);
+    assert_eq!(events, 64);
+    assert!(
+        unbounded > 1024 * 1024,
+        "WAL of {unbounded} bytes without the writer's checkpoints"
+    );
+    let (bounded, events) = wal_after_events(64);
+    assert_eq!(events, 64);
+    assert!(
+        bounded < 512 * 1024,
+        "WAL of {bounded} bytes with the writer checkpointing"
+    );
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {

@@ -24,6 +24,10 @@ const MAX_BATCH: usize = 256;
 /// How often the checkpointer runs: the longest time an audit event of a
 /// read sits committed but not yet fsynced.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How many pages (of 4 KB) the WAL may hold before the writer checkpoints:
+/// small enough that a checkpoint stalls one commit for well under a
+/// millisecond, large enough that it runs once per dozens of commits.
+const WRITER_CHECKPOINT_PAGES: u32 = 64;
 /// The checkpointer's niceness (0 normal, 19 lowest).
 const CHECKPOINT_NICE: i32 = 10;
 
@@ -136,6 +140,9 @@ pub(crate) struct CheckpointTiming {
     /// next commit: the WAL stays bounded and events of reads reach the
     /// disk, at the cost of that one commit's latency.
     pub overdue: Duration,
+    /// The writer checkpoints after a commit that leaves at least this many
+    /// pages in the WAL (SQLite's `wal_autocheckpoint`; 0 never).
+    pub writer_pages: u32,
 }
 
 impl Default for CheckpointTiming {
@@ -143,6 +150,7 @@ impl Default for CheckpointTiming {
         CheckpointTiming {
             every: CHECKPOINT_EVERY,
             overdue: CHECKPOINT_EVERY * 10,
+            writer_pages: WRITER_CHECKPOINT_PAGES,
         }
     }
 }
