@@ -86,6 +86,12 @@ impl<'a> PolicySet<'a> {
         }
     }
 
+    /// Whether any of the policies can read a condition key (see
+    /// [`Policy::reads_context_keys`]).
+    pub fn reads_context_keys(&self) -> bool {
+        self.all().any(|(_, p)| p.policy.reads_context_keys())
+    }
+
     /// Every policy with its type, in the order explicit denies are reported.
     pub fn all(&self) -> impl Iterator<Item = (PolicyType, &'a NamedPolicy)> + use<'a> {
         let identity = self.identity.iter().map(|p| (PolicyType::Identity, p));

@@ -326,4 +326,15 @@ impl Policy {
     pub fn statements(&self) -> &[Statement] {
         &self.statements
     }
+
+    /// Whether evaluating it can read a condition key: a condition, or a
+    /// policy variable in an Action or Resource. A request checked only
+    /// against policies that read none needs no keys built.
+    pub fn reads_context_keys(&self) -> bool {
+        self.statements.iter().any(|s| {
+            !s.conditions.is_empty()
+                || s.actions.iter().any(Pattern::has_variables)
+                || s.resources.iter().flatten().any(Pattern::has_variables)
+        })
+    }
 }

@@ -952,3 +952,51 @@ fn public_access_check() {
     );
     assert!(federated.public);
 }
+
+#[test]
+fn a_policy_reads_context_keys_only_through_conditions_and_variables() {
+    let rows = [
+        (r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#, false),
+        (
+            r#"{"Effect":"Allow","Action":"secretsmanager:Get*","NotResource":"arn:aws:secretsmanager:*:*:secret:a*"}"#,
+            false,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}/*"}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Deny","Action":"*","NotResource":"arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}*"}"#,
+            true,
+        ),
+    ];
+    for (statement, want) in rows {
+        let plain = r#"{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}"#;
+        let policy = identity(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{plain},{statement}]}}"#
+        ));
+        assert_eq!(policy.reads_context_keys(), want, "{statement}");
+        let named = [named("p", policy)];
+        assert_eq!(PolicySet::identity(&named).reads_context_keys(), want, "{statement}");
+    }
+    // One policy of the set that reads keys is enough.
+    let unconditional = resource_policy("Allow", r#""*""#, "secretsmanager:GetSecretValue");
+    let with_condition = named(
+        "r",
+        parse(
+            PolicyKind::Resource,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalAccount":"111122223333"}}}]}"#,
+        ),
+    );
+    let plain = [allow("*", "*")];
+    let set = |resource| PolicySet {
+        resource: Some(resource),
+        ..PolicySet::identity(&plain)
+    };
+    assert!(!set(&unconditional).reads_context_keys());
+    assert!(set(&with_condition).reads_context_keys());
+}

@@ -162,6 +162,53 @@ pub(crate) struct ManagedPolicyMeta {
     pub(crate) description: Option<String>,
 }
 
+/// A request's context with every global condition key: the caller's
+/// (principal, tags, session) and the request's (time, transport, source).
+fn global_context(
+    caller: &Principal,
+    principal_tags: &[(String, String)],
+    action: &str,
+    resource: &str,
+    request: &RequestInfo,
+    keys: ContextKeys,
+) -> RequestContext {
+    let session = caller.session.as_deref();
+    let mut tags = principal_tags.to_vec();
+    if let Some(s) = session {
+        // Session tags override the role's tags with the same key.
+        for (k, v) in &s.tags {
+            tags.retain(|(old, _)| !old.eq_ignore_ascii_case(k));
+            tags.push((k.clone(), v.clone()));
+        }
+    }
+    let principal = iam_principal(caller).with_tags(tags);
+    let mut context = RequestContext::with_keys(principal, action, resource, keys);
+    let keys = &mut context.keys;
+    keys.insert_request_time(request.now);
+    keys.insert_bool("aws:SecureTransport", request.secure_transport);
+    if let Some(ip) = request.source_ip {
+        keys.insert("aws:SourceIp", ip.to_string());
+    }
+    if let Some(s) = session {
+        keys.insert("aws:TokenIssueTime", jiff_iso(s.issued_s));
+        // Present for temporary credentials only, as on AWS; a service
+        // that checked an MFA code for this very request set it already.
+        if keys.get("aws:MultiFactorAuthPresent").is_none() {
+            keys.insert_bool("aws:MultiFactorAuthPresent", s.mfa_s.is_some());
+            if let Some(at) = s.mfa_s {
+                keys.insert(
+                    "aws:MultiFactorAuthAge",
+                    (request.now.as_second() - at).max(0).to_string(),
+                );
+            }
+        }
+        if let Some(id) = &s.source_identity {
+            keys.insert("aws:SourceIdentity", id.clone());
+        }
+    }
+    context
+}
+
 impl Identity {
     /// Decide whether `caller` may perform `action` (`service:Action`) on
     /// `resource` (an ARN, or `*`). `keys` carries the service's own
@@ -181,44 +228,6 @@ impl Identity {
             .and_then(|s| s.role_arn.as_deref())
             .unwrap_or(caller.arn.as_str());
         let policies = self.policies_of(owner)?;
-        let mut tags = policies.tags.clone();
-        if let Some(s) = session {
-            // Session tags override the role's tags with the same key.
-            for (k, v) in &s.tags {
-                tags.retain(|(old, _)| !old.eq_ignore_ascii_case(k));
-                tags.push((k.clone(), v.clone()));
-            }
-        }
-        let principal = iam_principal(caller).with_tags(tags);
-        let mut context = RequestContext::with_keys(principal, action, resource, keys);
-        let keys = &mut context.keys;
-        keys.insert_request_time(request.now);
-        keys.insert_bool("aws:SecureTransport", request.secure_transport);
-        if let Some(ip) = request.source_ip {
-            keys.insert("aws:SourceIp", ip.to_string());
-        }
-        if let Some(s) = session {
-            keys.insert("aws:TokenIssueTime", jiff_iso(s.issued_s));
-            // Present for temporary credentials only, as on AWS; a service
-            // that checked an MFA code for this very request set it already.
-            if keys.get("aws:MultiFactorAuthPresent").is_none() {
-                keys.insert_bool("aws:MultiFactorAuthPresent", s.mfa_s.is_some());
-                if let Some(at) = s.mfa_s {
-                    keys.insert(
-                        "aws:MultiFactorAuthAge",
-                        (request.now.as_second() - at).max(0).to_string(),
-                    );
-                }
-            }
-            if let Some(id) = &s.source_identity {
-                keys.insert("aws:SourceIdentity", id.clone());
-            }
-        }
-        if resource.starts_with("arn:aws:iam::aws:") {
-            // AWS-managed policies belong to every account, as on AWS: no
-            // cross-account resource policy is needed to read or attach them.
-            context.resource_account = Some(caller.account.clone());
-        }
         let session_policies = match session {
             Some(s) => self.session_policies_of(s)?,
             None => Vec::new(),
@@ -230,6 +239,24 @@ impl Identity {
             session: &session_policies,
             resource_policy_required: resource_policy.is_some_and(|r| r.required),
         };
+        let mut context = if set.reads_context_keys() {
+            global_context(caller, &policies.tags, action, resource, request, keys)
+        } else {
+            // Nothing would read the keys: building them costs more than
+            // the evaluation (most callers hold only unconditional policies).
+            RequestContext {
+                principal: iam_principal(caller),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                resource_account: None,
+                keys,
+            }
+        };
+        if resource.starts_with("arn:aws:iam::aws:") {
+            // AWS-managed policies belong to every account, as on AWS: no
+            // cross-account resource policy is needed to read or attach them.
+            context.resource_account = Some(caller.account.clone());
+        }
         let evaluation = evaluate(&context, set);
         // The explanation is only worth its formatting for a denial.
         if evaluation.decision == Decision::Allow {
