@@ -75,13 +75,9 @@ impl SqliteStore {
     ) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        // The writer checkpoints itself each time the WAL passes a few hundred
-        // KB: under a steady stream of commits the checkpointer thread never
-        // catches up (it copies while the writer appends, and SQLite starts
-        // the WAL over only after a complete copy), so the WAL would grow
-        // without bound. A copy this small stalls one commit well under a
-        // millisecond; the checkpointer thread still bounds how long a
-        // commit made without an fsync waits for one when load is light.
+        // The writer checkpoints itself each time the WAL passes 8 MB (see
+        // write::WRITER_CHECKPOINT_PAGES); the checkpointer thread does the
+        // rest, off the writer's path.
         conn.pragma_update(None, "wal_autocheckpoint", timing.writer_pages)
             .map_err(backend)?;
         // A WAL that grew under a burst is cut back after it restarts.

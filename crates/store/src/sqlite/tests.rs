@@ -738,6 +738,7 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
         let path = dir.join("s.db");
         let timing = write::CheckpointTiming {
             every: Duration::from_secs(3600),
+            busy_every: Duration::from_secs(3600),
             overdue,
             writer_pages: 0,
         };
@@ -789,6 +790,7 @@ fn the_writer_keeps_the_wal_small_under_a_steady_stream_of_commits() {
         let path = dir.join("s.db");
         let timing = write::CheckpointTiming {
             every: Duration::from_secs(3600),
+            busy_every: Duration::from_secs(3600),
             overdue: Duration::from_secs(3600),
             writer_pages,
         };

@@ -24,10 +24,17 @@ const MAX_BATCH: usize = 256;
 /// How often the checkpointer runs: the longest time an audit event of a
 /// read sits committed but not yet fsynced.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-/// How many pages (of 4 KB) the WAL may hold before the writer checkpoints:
-/// small enough that a checkpoint stalls one commit for well under a
-/// millisecond, large enough that it runs once per dozens of commits.
-const WRITER_CHECKPOINT_PAGES: u32 = 64;
+/// While commits keep coming, the checkpointer runs this often: it copies
+/// and syncs most of the WAL in the background, so that the writer's own
+/// checkpoint (below) has only the last few milliseconds' frames left.
+const CHECKPOINT_BUSY_EVERY: Duration = Duration::from_millis(10);
+/// How many pages (of 4 KB) the WAL may hold before the writer checkpoints.
+/// SQLite starts the WAL over only after a checkpoint has copied all of it,
+/// which the checkpointer alone never achieves under a steady stream of
+/// commits (it copies while the writer appends), so without this the WAL
+/// would grow as long as the load lasts. With the checkpointer ahead, the
+/// writer's checkpoint stalls one commit briefly, once per 8 MB of WAL.
+const WRITER_CHECKPOINT_PAGES: u32 = 2048;
 /// The checkpointer's niceness (0 normal, 19 lowest).
 const CHECKPOINT_NICE: i32 = 10;
 
@@ -128,13 +135,21 @@ pub(crate) fn spawn(
 /// Copy the WAL into the database. SQLite syncs the WAL first, which makes
 /// every commit in it durable, including those committed without an fsync.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    checkpoint_progress(conn).map(|_| ())
+}
+
+/// [`checkpoint`], telling the frames in the WAL and how many are copied.
+fn checkpoint_progress(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
 }
 
 /// How often the checkpointer runs, and when the writer steps in.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CheckpointTiming {
+    /// The longest the checkpointer waits (when there is nothing to copy).
     pub every: Duration,
+    /// How soon it runs again after a checkpoint that found new frames.
+    pub busy_every: Duration,
     /// With no checkpoint for this long (the niced checkpointer gets no CPU
     /// on a saturated machine), the writer checkpoints itself after its
     /// next commit: the WAL stays bounded and events of reads reach the
@@ -149,6 +164,7 @@ impl Default for CheckpointTiming {
     fn default() -> Self {
         CheckpointTiming {
             every: CHECKPOINT_EVERY,
+            busy_every: CHECKPOINT_BUSY_EVERY,
             overdue: CHECKPOINT_EVERY * 10,
             writer_pages: WRITER_CHECKPOINT_PAGES,
         }
@@ -211,9 +227,20 @@ pub(crate) fn spawn_checkpointer(
             // Copying pages is background work: let request threads preempt
             // it, or a checkpoint's time slice shows as a latency spike.
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECKPOINT_NICE);
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timing.every) {
-                match checkpoint(&conn) {
-                    Ok(()) => clock.mark(),
+            let mut wait = timing.every;
+            let mut last = (0, 0);
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                match checkpoint_progress(&conn) {
+                    Ok(progress) => {
+                        clock.mark();
+                        // Frames came since last time: more are likely coming.
+                        wait = if progress != last {
+                            timing.busy_every
+                        } else {
+                            timing.every
+                        };
+                        last = progress;
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot checkpoint the store"),
                 }
             }
