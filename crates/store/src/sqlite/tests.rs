@@ -745,25 +745,7 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
         let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         for i in 0..8 {
-            let (tx, rx) = mpsc::channel();
-            // Padding that does not compress: events of reads are stored compressed.
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i;
-            let pad: String = (0..8 * 1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{:016x}", x)
-                })
-                .collect();
-            let json = format!(r#"{{"n":{i},"pad":"{pad}"}}"#);
-            s.record(
-                AuditRecord { json },
-                Box::new(move |r, _| {
-                    let _ = tx.send(r);
-                }),
-            );
-            rx.recv().unwrap().unwrap();
+            record_sync(&s, incompressible_event(i, 128 * 1024)).unwrap();
             std::thread::sleep(Duration::from_millis(30));
         }
         let after = std::fs::metadata(&path).unwrap().len();
@@ -795,27 +777,9 @@ fn the_writer_keeps_the_wal_small_under_a_steady_stream_of_commits() {
             writer_pages,
         };
         let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for i in 0..64 {
-            // 16 KB that does not compress: four pages per commit.
-            let pad: String = (0..1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{:016x}", x)
-                })
-                .collect();
-            let (tx, rx) = mpsc::channel();
-            s.record(
-                AuditRecord {
-                    json: format!(r#"{{"n":{i},"pad":"{pad}"}}"#),
-                },
-                Box::new(move |r, _| {
-                    let _ = tx.send(r);
-                }),
-            );
-            rx.recv().unwrap().unwrap();
+            // Four pages per commit.
+            record_sync(&s, incompressible_event(i, 16 * 1024)).unwrap();
         }
         let wal = std::fs::metadata(dir.join("s.db-wal")).unwrap().len();
         let events = s.audit_events(&AuditQuery::default()).unwrap().len();
@@ -835,6 +799,23 @@ fn the_writer_keeps_the_wal_small_under_a_steady_stream_of_commits() {
         bounded < 512 * 1024,
         "WAL of {bounded} bytes with the writer checkpointing"
     );
+}
+
+/// An event of about `bytes` bytes whose padding does not compress (events
+/// of reads are stored compressed), different for each `n`.
+fn incompressible_event(n: u64, bytes: usize) -> AuditRecord {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ n;
+    let pad: String = (0..bytes / 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:016x}", x)
+        })
+        .collect();
+    AuditRecord {
+        json: format!(r#"{{"n":{n},"pad":"{pad}"}}"#),
+    }
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {
