@@ -153,14 +153,161 @@ impl AuditEvent {
     /// The event as stored and chained: compact JSON. Serialising these
     /// plain fields cannot fail.
     pub fn to_json(&self) -> String {
-        // An event runs to about a kilobyte: one allocation of that size
-        // instead of serde_json's growing from 128 bytes (four copies).
-        let mut out = Vec::with_capacity(1536);
-        if serde_json::to_writer(&mut out, self).is_err() {
-            return "{}".to_owned();
+        // An event runs to about a kilobyte: one allocation of that size.
+        let mut out = Json(Vec::with_capacity(1536));
+        out.event(self);
+        // Only whole UTF-8 strings and ASCII go in.
+        String::from_utf8(out.0).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// [`AuditEvent::to_json`]'s writer: exactly what serde_json writes for the
+/// derived `Serialize` (a test holds it to that, byte for byte), written by
+/// hand because serde_json escapes strings one byte at a time through a
+/// table, and an event is a kilobyte of strings that almost never need
+/// escaping: that loop was the largest part of building an event.
+struct Json(Vec<u8>);
+
+impl Json {
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn string(&mut self, s: &str) {
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.push(b'"');
+            self.raw(s);
+            self.0.push(b'"');
+        } else {
+            // Writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.0, s);
         }
-        // serde_json writes UTF-8 only.
-        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// `,"key":` (no comma before an object's first member).
+    fn key(&mut self, first: &mut bool, key: &str) {
+        if !std::mem::take(first) {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.raw(key);
+        self.raw("\":");
+    }
+
+    fn member(&mut self, first: &mut bool, key: &str, value: &str) {
+        self.key(first, key);
+        self.string(value);
+    }
+
+    fn optional(&mut self, first: &mut bool, key: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.member(first, key, v);
+        }
+    }
+
+    fn value(&mut self, first: &mut bool, key: &str, value: &Option<Value>) {
+        self.key(first, key);
+        match value {
+            Some(v) => {
+                let _ = serde_json::to_writer(&mut self.0, v);
+            }
+            None => self.raw("null"),
+        }
+    }
+
+    fn boolean(&mut self, first: &mut bool, key: &str, value: bool) {
+        self.key(first, key);
+        self.raw(if value { "true" } else { "false" });
+    }
+
+    fn event(&mut self, e: &AuditEvent) {
+        let first = &mut true;
+        self.0.push(b'{');
+        self.member(first, "eventVersion", &e.event_version);
+        self.key(first, "userIdentity");
+        self.user_identity(&e.user_identity);
+        self.member(first, "eventTime", &e.event_time);
+        self.member(first, "eventSource", &e.event_source);
+        self.member(first, "eventName", &e.event_name);
+        self.member(first, "awsRegion", &e.aws_region);
+        self.member(first, "sourceIPAddress", &e.source_ip_address);
+        self.member(first, "userAgent", &e.user_agent);
+        self.value(first, "requestParameters", &e.request_parameters);
+        self.value(first, "responseElements", &e.response_elements);
+        self.optional(first, "errorCode", &e.error_code);
+        self.optional(first, "errorMessage", &e.error_message);
+        self.member(first, "requestID", &e.request_id);
+        self.member(first, "eventID", &e.event_id);
+        self.boolean(first, "readOnly", e.read_only);
+        if !e.resources.is_empty() {
+            self.key(first, "resources");
+            self.0.push(b'[');
+            for (i, r) in e.resources.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(b',');
+                }
+                let first = &mut true;
+                self.0.push(b'{');
+                self.member(first, "ARN", &r.arn);
+                self.member(first, "accountId", &r.account_id);
+                self.optional(first, "type", &r.kind);
+                self.0.push(b'}');
+            }
+            self.0.push(b']');
+        }
+        self.member(first, "eventType", &e.event_type);
+        self.boolean(first, "managementEvent", e.management_event);
+        self.member(first, "recipientAccountId", &e.recipient_account_id);
+        self.member(first, "eventCategory", &e.event_category);
+        self.key(first, "tlsDetails");
+        match &e.tls_details {
+            Some(t) => {
+                let first = &mut true;
+                self.0.push(b'{');
+                self.member(first, "tlsVersion", &t.tls_version);
+                self.member(first, "cipherSuite", &t.cipher_suite);
+                self.0.push(b'}');
+            }
+            None => self.raw("null"),
+        }
+        self.0.push(b'}');
+    }
+
+    fn user_identity(&mut self, u: &UserIdentity) {
+        let first = &mut true;
+        self.0.push(b'{');
+        self.member(first, "type", &u.kind);
+        self.optional(first, "principalId", &u.principal_id);
+        self.optional(first, "arn", &u.arn);
+        self.optional(first, "accountId", &u.account_id);
+        self.optional(first, "accessKeyId", &u.access_key_id);
+        self.optional(first, "userName", &u.user_name);
+        if let Some(s) = &u.session_context {
+            self.key(first, "sessionContext");
+            let first = &mut true;
+            self.0.push(b'{');
+            if let Some(i) = &s.session_issuer {
+                self.key(first, "sessionIssuer");
+                let first = &mut true;
+                self.0.push(b'{');
+                self.member(first, "type", &i.kind);
+                self.member(first, "principalId", &i.principal_id);
+                self.member(first, "arn", &i.arn);
+                self.member(first, "accountId", &i.account_id);
+                self.member(first, "userName", &i.user_name);
+                self.0.push(b'}');
+            }
+            self.key(first, "attributes");
+            let inner = &mut true;
+            self.0.push(b'{');
+            self.member(inner, "creationDate", &s.attributes.creation_date);
+            self.member(inner, "mfaAuthenticated", &s.attributes.mfa_authenticated);
+            self.0.push(b'}');
+            self.optional(first, "sourceIdentity", &s.source_identity);
+            self.0.push(b'}');
+        }
+        self.optional(first, "invokedBy", &u.invoked_by);
+        self.0.push(b'}');
     }
 }
 
@@ -250,6 +397,92 @@ pub(crate) fn sample_event() -> AuditEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_hand_written_json_is_serde_jsons_byte_for_byte() {
+        let awkward = [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "control \u{1}\n\t\u{1f} and DEL \u{7f}",
+            "unicode é 秘密 🔑 and \u{2028}",
+            "</script>",
+        ];
+        let mut events = vec![sample_event()];
+        for (i, text) in awkward.iter().enumerate() {
+            let t = |s: &str| format!("{s}{text}");
+            let with_all = i % 2 == 0;
+            let some = |s: &str| with_all.then(|| t(s));
+            events.push(AuditEvent {
+                event_version: t("1.08"),
+                user_identity: UserIdentity {
+                    kind: t("AssumedRole"),
+                    principal_id: some("AROA:s"),
+                    arn: some("arn"),
+                    account_id: Some(t("0")),
+                    access_key_id: some("ASIA"),
+                    user_name: None,
+                    session_context: Some(SessionContext {
+                        session_issuer: with_all.then(|| SessionIssuer {
+                            kind: t("Role"),
+                            principal_id: t("AROA"),
+                            arn: t("arn:aws:iam::0:role/r"),
+                            account_id: t("0"),
+                            user_name: t("r"),
+                        }),
+                        attributes: SessionAttributes {
+                            creation_date: t("2026-11-24T00:00:00Z"),
+                            mfa_authenticated: t("false"),
+                        },
+                        source_identity: some("src"),
+                    }),
+                    invoked_by: some("svc"),
+                },
+                event_time: t("2026"),
+                event_source: t("kms.amazonaws.com"),
+                event_name: t("Decrypt"),
+                aws_region: t("eu-west-1"),
+                source_ip_address: t("::1"),
+                user_agent: t("ua"),
+                request_parameters: with_all
+                    .then(|| json!({"secretId": t("x"), "n": 1.5, "list": [true, null, t("y")]})),
+                response_elements: Some(json!({"arn": t("a")})),
+                error_code: some("AccessDenied"),
+                error_message: Some(t("denied")),
+                request_id: t("r"),
+                event_id: t("e"),
+                read_only: with_all,
+                resources: if with_all {
+                    vec![
+                        Resource {
+                            arn: t("arn:1"),
+                            account_id: t("0"),
+                            kind: Some(t("AWS::KMS::Key")),
+                        },
+                        Resource {
+                            arn: t("arn:2"),
+                            account_id: t("0"),
+                            kind: None,
+                        },
+                    ]
+                } else {
+                    Vec::new()
+                },
+                event_type: t("AwsApiCall"),
+                management_event: !with_all,
+                recipient_account_id: t("0"),
+                event_category: t("Management"),
+                tls_details: with_all.then(|| TlsDetails {
+                    tls_version: t("TLSv1.3"),
+                    cipher_suite: t("TLS_AES_128_GCM_SHA256"),
+                }),
+            });
+        }
+        for e in &events {
+            assert_eq!(e.to_json(), serde_json::to_string(e).unwrap());
+            assert_eq!(&serde_json::from_str::<AuditEvent>(&e.to_json()).unwrap(), e);
+        }
+    }
 
     #[test]
     fn member_names_become_lower_camel_case() {
