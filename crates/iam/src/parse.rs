@@ -138,12 +138,7 @@ fn compile(raw: RawPolicy, kind: PolicyKind, document: &str) -> Policy {
             .plan()
         })
         .collect();
-    Policy {
-        version: raw.version,
-        id: raw.id,
-        kind,
-        statements,
-    }
+    Policy::new(raw.version, raw.id, kind, statements)
 }
 
 fn fail<E: de::Error>(message: impl fmt::Display) -> E {

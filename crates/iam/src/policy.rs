@@ -307,9 +307,31 @@ pub struct Policy {
     pub(crate) id: Option<String>,
     pub(crate) kind: PolicyKind,
     pub(crate) statements: Vec<Statement>,
+    /// See [`Policy::reads_context_keys`]; worked out once, when compiled.
+    pub(crate) reads_context_keys: bool,
 }
 
 impl Policy {
+    pub(crate) fn new(
+        version: PolicyVersion,
+        id: Option<String>,
+        kind: PolicyKind,
+        statements: Vec<Statement>,
+    ) -> Policy {
+        let reads_context_keys = statements.iter().any(|s| {
+            !s.conditions.is_empty()
+                || s.actions.iter().any(Pattern::has_variables)
+                || s.resources.iter().flatten().any(Pattern::has_variables)
+        });
+        Policy {
+            version,
+            id,
+            kind,
+            statements,
+            reads_context_keys,
+        }
+    }
+
     pub fn version(&self) -> PolicyVersion {
         self.version
     }
@@ -331,10 +353,6 @@ impl Policy {
     /// policy variable in an Action or Resource. A request checked only
     /// against policies that read none needs no keys built.
     pub fn reads_context_keys(&self) -> bool {
-        self.statements.iter().any(|s| {
-            !s.conditions.is_empty()
-                || s.actions.iter().any(Pattern::has_variables)
-                || s.resources.iter().flatten().any(Pattern::has_variables)
-        })
+        self.reads_context_keys
     }
 }
