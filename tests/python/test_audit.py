@@ -279,9 +279,24 @@ def test_search_filters(audited):
     assert first["seq"] == 1 and len(first["mac"]) == 64 and first["event"]["eventName"] == "CreateSecret"
 
 
+def log_records(srv) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+    """The audit log of reads, and its records: (offset, length, first event, count)."""
+    data = (srv.data_dir / "tumbler.db-audit").read_bytes()
+    records, at = [], 0
+    while at + 20 <= len(data):
+        assert data[at:at + 4] == b"tAL1", f"a record header at {at}"
+        length = int.from_bytes(data[at + 4:at + 8], "little")
+        first = int.from_bytes(data[at + 8:at + 16], "little")
+        count = int.from_bytes(data[at + 16:at + 20], "little")
+        records.append((at, 20 + length, first, count))
+        at += 20 + length
+    assert at == len(data), "the log ends with a whole record"
+    return data, records
+
+
 def test_verify_detects_edited_and_removed_events_of_reads(audited):
-    """Events of reads are stored compressed, several to a row: an edit or a
-    removal there is found as well."""
+    """Events of reads are appended, compressed, to the audit log of reads
+    beside the database: an edit or a removal there is found as well."""
     sm = make_client(audited)
     sm.create_secret(Name="read-chain", SecretString="x")
     for _ in range(4):
@@ -292,58 +307,80 @@ def test_verify_detects_edited_and_removed_events_of_reads(audited):
     assert len(events(audited, "--event-name", "GetSecretValue", "--resource", "read-chain")) == 4
     audited.kill()
     with db(audited) as c:
-        blocks = c.execute("SELECT seq, json FROM audit_events WHERE typeof(json) = 'blob' ORDER BY seq").fetchall()
-        assert blocks, "events of reads are stored as blocks"
-        seq, blob = blocks[0]
-        # Flip one byte of the compressed events (past the header).
-        edited = bytearray(blob)
-        edited[len(edited) // 2] ^= 0x20
-        c.execute("UPDATE audit_events SET json = ? WHERE seq = ?", (bytes(edited), seq))
+        in_table = [seq for (seq,) in c.execute("SELECT seq FROM audit_events ORDER BY seq")]
+    assert in_table == [1, 6], "events of changes are in the table, events of reads are not"
+    log = audited.data_dir / "tumbler.db-audit"
+    original, records = log_records(audited)
+    assert [r[2] for r in records][0] == 2 and sum(r[3] for r in records) == 4
+    at, length, seq, _ = records[0]
+    # Flip one byte of the compressed events (past the header).
+    edited = bytearray(original)
+    edited[at + 20 + (length - 20) // 2] ^= 0x20
+    log.write_bytes(bytes(edited))
     broken = tumbler(audited, "verify")
     assert broken.returncode != 0
     assert f"event {seq}" in broken.stderr or f"event {seq + 1}" in broken.stderr, broken.stderr
-    with db(audited) as c:
-        c.execute("UPDATE audit_events SET json = ? WHERE seq = ?", (blob, seq))
+    log.write_bytes(original)
     assert tumbler(audited, "verify").returncode == 0
-    with db(audited) as c:
-        c.execute("DELETE FROM audit_events WHERE seq = ?", (seq,))
+    log.write_bytes(original[:at] + original[at + length:])
     removed = tumbler(audited, "verify")
     assert removed.returncode != 0 and f"event {seq} is missing" in removed.stderr, removed.stderr
+    # A damaged header hides what follows from readers: reported, not skipped.
+    edited = bytearray(original)
+    edited[at] ^= 0xFF
+    log.write_bytes(bytes(edited))
+    hidden = tumbler(audited, "verify")
+    assert hidden.returncode != 0 and f"event {seq}" in hidden.stderr, hidden.stderr
 
 
 BLOCK = "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'blocked'); END"
 
 
-def test_calls_fail_closed_when_events_cannot_be_written(audited):
-    sm = make_client(audited)
-    sm.create_secret(Name="guarded", SecretString="before")
-    with db(audited) as c:
-        c.execute(BLOCK)
+def start_with_a_full_log(tmp_path, env: dict | None = None):
+    """A server whose audit log of reads is /dev/full: every append to it
+    fails (ENOSPC), as on a full disk."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    (tmp_path / "data").mkdir(mode=0o700)
+    (tmp_path / "data" / "tumbler.db-audit").symlink_to("/dev/full")
+    return start_server(tmp_path, env=env)
+
+
+def test_calls_fail_closed_when_events_cannot_be_written(tmp_path):
+    srv = start_with_a_full_log(tmp_path)
     try:
+        sm = make_client(srv)
+        sm.create_secret(Name="guarded", SecretString="before")
+        # An event of a read that cannot be appended: the read is refused.
         with pytest.raises(ClientError) as read:
             sm.get_secret_value(SecretId="guarded")
         assert read.value.response["Error"]["Code"] == "InternalServiceError"
         assert "audit trail" in read.value.response["Error"]["Message"]
-        with pytest.raises(ClientError) as write:
-            sm.put_secret_value(SecretId="guarded", SecretString="after")
-        assert write.value.response["Error"]["Code"] == "InternalServiceError"
+        # An event of a change that cannot be inserted: the change is refused.
+        with db(srv) as c:
+            c.execute(BLOCK)
+        try:
+            with pytest.raises(ClientError) as write:
+                sm.put_secret_value(SecretId="guarded", SecretString="after")
+            assert write.value.response["Error"]["Code"] == "InternalServiceError"
+        finally:
+            with db(srv) as c:
+                c.execute("DROP TRIGGER block_audit")
+        # No change without its event: the refused write left nothing behind
+        # (read from the file: every read through the API is refused here).
+        with db(srv) as c:
+            assert c.execute("SELECT COUNT(*) FROM secret_versions").fetchone() == (1,)
+        assert tumbler(srv, "verify").returncode == 0
+        srv.assert_alive()
     finally:
-        with db(audited) as c:
-            c.execute("DROP TRIGGER block_audit")
-    # No change without its event: the refused write left nothing behind.
-    assert sm.get_secret_value(SecretId="guarded")["SecretString"] == "before"
-    assert len(sm.list_secret_version_ids(SecretId="guarded")["Versions"]) == 1
-    assert tumbler(audited, "verify").returncode == 0
-    audited.assert_alive()
+        srv.kill()
 
 
 def test_fail_open_answers_without_an_event(tmp_path):
-    srv = start_server(tmp_path, env={"TUMBLER_AUDIT": "fail-open"})
+    srv = start_with_a_full_log(tmp_path, env={"TUMBLER_AUDIT": "fail-open"})
     try:
         sm = make_client(srv)
         sm.create_secret(Name="open", SecretString="v")
-        with db(srv) as c:
-            c.execute(BLOCK)
         assert sm.get_secret_value(SecretId="open")["SecretString"] == "v"
         assert "audit event not written" in srv.read_stderr()
     finally:

@@ -134,42 +134,36 @@ pub fn json_parameters(body: &[u8]) -> Option<Value> {
     }
 }
 
-type Waiter = (
-    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-    Result<(), StoreError>,
-);
-
-/// Hands events of calls that changed nothing to the store and wakes each
-/// call once its event is committed.
+/// Hands events of calls that changed nothing to the store, several at a
+/// time, and wakes each call once its event is stored.
 ///
-/// Why not a oneshot per event woken by the store's writer thread: every
-/// wake from a foreign thread costs the runtime an eventfd write, and at
-/// tens of thousands of reads a second those wakes cost more than the
-/// events. Here the writer queues each commit's results and wakes one
-/// dispatcher task per commit, which wakes the calls from inside the runtime.
+/// The store takes a batch on the calling thread (one append to its log of
+/// reads) unless its writer is busy committing a change; then the batch
+/// goes through the writer, whose thread wakes the calls.
 pub struct AuditSink {
     store: Arc<dyn Store>,
-    done: Arc<Completions>,
-    dispatcher: std::sync::OnceLock<()>,
+    batch: Arc<Batch>,
 }
 
-struct Completions {
-    tx: std::sync::mpsc::Sender<Waiter>,
-    rx: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Waiter>>>,
-    notify: tokio::sync::Notify,
+/// Events waiting to be stored together, with their callers.
+#[derive(Default)]
+struct Batch {
+    pending: std::sync::Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<AuditRecord>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// A task to store them is on its way.
+    scheduled: bool,
 }
 
 impl AuditSink {
     pub fn new(store: Arc<dyn Store>) -> AuditSink {
-        let (tx, rx) = std::sync::mpsc::channel();
         AuditSink {
             store,
-            done: Arc::new(Completions {
-                tx,
-                rx: std::sync::Mutex::new(Some(rx)),
-                notify: tokio::sync::Notify::new(),
-            }),
-            dispatcher: std::sync::OnceLock::new(),
+            batch: Arc::default(),
         }
     }
 
@@ -177,37 +171,42 @@ impl AuditSink {
         &self.store
     }
 
-    fn start_dispatcher(&self) {
-        let done = self.done.clone();
-        let Some(rx) = done.rx.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
-        tokio::spawn(async move {
-            loop {
-                done.notify.notified().await;
-                while let Ok((tx, r)) = rx.try_recv() {
-                    let _ = tx.send(r);
-                }
-            }
-        });
-    }
-
-    /// Write the event of a call that changed nothing; Ok once it is committed.
+    /// Write the event of a call that changed nothing; Ok once it is stored.
+    /// The events of the calls that reach this point in one turn of the
+    /// runtime are stored together: the first schedules a task, which runs
+    /// after the others have joined, and one write serves them all.
     pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
-        self.dispatcher.get_or_init(|| self.start_dispatcher());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let done = self.done.clone();
-        self.store.record(
-            record,
-            Box::new(move |r, more| {
-                let _ = done.tx.send((tx, r));
-                if !more {
-                    done.notify.notify_one();
-                }
-            }),
-        );
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Backend("the audit event was dropped".into())))
+        let schedule = {
+            let mut p = self.batch.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.events.push(record);
+            p.waiters.push(tx);
+            !std::mem::replace(&mut p.scheduled, true)
+        };
+        if schedule {
+            let (store, batch) = (self.store.clone(), self.batch.clone());
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                let (events, waiters) = {
+                    let mut p = batch.pending.lock().unwrap_or_else(|p| p.into_inner());
+                    p.scheduled = false;
+                    (std::mem::take(&mut p.events), std::mem::take(&mut p.waiters))
+                };
+                store.record(
+                    events,
+                    Box::new(move |r| {
+                        let r = r.map_err(|e| e.to_string());
+                        for w in waiters {
+                            let _ = w.send(r.clone());
+                        }
+                    }),
+                );
+            });
+        }
+        match rx.await {
+            Ok(r) => r.map_err(StoreError::Backend),
+            Err(_) => Err(StoreError::Backend("the audit event was dropped".into())),
+        }
     }
 }
 

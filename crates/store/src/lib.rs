@@ -640,10 +640,9 @@ pub fn apply_journaled(store: &dyn Store, journal: Option<&dyn Journal>, writes:
     Ok(out)
 }
 
-/// Called once an event recorded with `Store::record` is committed (or
-/// not). The flag says whether more results of the same commit follow at
-/// once, so that a receiver can wake its waiters once per commit.
-pub type RecordDone = Box<dyn FnOnce(Result<()>, bool) + Send>;
+/// Called once the events recorded with `Store::record` are stored (or
+/// not), on the caller's thread when that is at once.
+pub type RecordDone = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// The storage interface. Reads are cheap and may run on async workers;
 /// `apply` blocks until the batch is durably committed.
@@ -725,12 +724,11 @@ pub trait Store: Send + Sync + 'static {
     /// `apply`, with an audit event committed in the same transaction (and
     /// not at all if the writes fail).
     fn apply_with_event(&self, writes: Vec<Write>, event: Option<AuditRecord>) -> Result<Vec<Applied>>;
-    /// Record an event of a call that changed nothing (a read, a refusal, a
-    /// failure). Events are committed in small groups; `done` runs once this
-    /// one is committed (durable against a crash of the process; on disk
-    /// with the next change or within a second), or with the error that
-    /// kept it from being written.
-    fn record(&self, event: AuditRecord, done: RecordDone);
+    /// Record the events of calls that changed nothing (reads, refusals,
+    /// failures), a batch of them in one go; `done` runs once they are
+    /// stored (durable against a crash of the process; on disk with the next
+    /// change or within a second), or with the error that kept them out.
+    fn record(&self, events: Vec<AuditRecord>, done: RecordDone);
     /// Stored events matching `query`, in `seq` order.
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>>;
     /// The chain's start, once events were pruned.

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/sqlite/006_audit_anchor.sql")),
     (7, include_str!("../../migrations/sqlite/007_resources.sql")),
     (8, include_str!("../../migrations/sqlite/008_resources_by_name.sql")),
+    (9, include_str!("../../migrations/sqlite/009_audit_log_start.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

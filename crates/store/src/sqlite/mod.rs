@@ -10,6 +10,7 @@ mod audit_rows;
 mod cache;
 mod migrate;
 mod read;
+mod read_log;
 mod write;
 
 use std::path::Path;
@@ -38,6 +39,10 @@ pub struct SqliteStore {
     writer: mpsc::Sender<write::Job>,
     _writer_thread: Arc<write::WriterHandle>,
     _checkpointer: write::Checkpointer,
+    linker: Option<Arc<dyn AuditLinker>>,
+    head: write::SharedHead,
+    /// Events of reads go here (see read_log.rs); without it, into the table.
+    log: Option<Arc<read_log::ReadLog>>,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -65,13 +70,14 @@ impl SqliteStore {
     }
 
     fn open_with(path: &Path, linker: Option<Arc<dyn AuditLinker>>) -> Result<Self> {
-        Self::open_tuned(path, linker, write::CheckpointTiming::default())
+        Self::open_tuned(path, linker, write::CheckpointTiming::default(), true)
     }
 
     pub(crate) fn open_tuned(
         path: &Path,
         linker: Option<Arc<dyn AuditLinker>>,
         timing: write::CheckpointTiming,
+        read_log: bool,
     ) -> Result<Self> {
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
@@ -102,8 +108,25 @@ impl SqliteStore {
         let checkpoint_conn = Connection::open(path).map_err(backend)?;
         configure(&checkpoint_conn)?;
         let clock = write::CheckpointClock::new();
-        let checkpointer = write::spawn_checkpointer(checkpoint_conn, timing, clock.clone())?;
-        let (writer, handle) = write::spawn(conn, cache.clone(), linker, timing, clock)?;
+        let log = match (&linker, read_log) {
+            (Some(_), true) => {
+                let start = read::audit_log_start(&conn)?;
+                let log = read_log::ReadLog::open(&read_log::path_for(path), start)
+                    .map_err(|e| StoreError::Backend(format!("cannot open the audit log of reads: {e}")))?;
+                Some(Arc::new(log))
+            }
+            _ => None,
+        };
+        let head = write::chain_head(&conn, log.as_deref())?;
+        let checkpointer = write::spawn_checkpointer(checkpoint_conn, log.clone(), timing, clock.clone())?;
+        let setup = write::WriterSetup {
+            linker: linker.clone(),
+            head: head.clone(),
+            log: log.clone(),
+            timing,
+            clock,
+        };
+        let (writer, handle) = write::spawn(conn, cache.clone(), setup)?;
         Ok(Self {
             cache,
             readers,
@@ -111,6 +134,9 @@ impl SqliteStore {
             writer,
             _writer_thread: Arc::new(handle),
             _checkpointer: checkpointer,
+            linker,
+            head,
+            log,
         })
     }
 
@@ -442,16 +468,28 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
     }
 
-    fn record(&self, event: AuditRecord, done: RecordDone) {
-        if let Err(mpsc::SendError(write::Job::Record { done, .. })) =
-            self.writer.send(write::Job::Record { event, done })
+    fn record(&self, events: Vec<AuditRecord>, done: RecordDone) {
+        // Straight into the log of reads on the caller's thread, unless the
+        // writer holds the chain (it is committing a change) or has not
+        // taken the log over yet: then through the writer.
+        if let (Some(log), Some(linker)) = (&self.log, &self.linker)
+            && log.owned()
+            && let Ok(mut head) = self.head.try_lock()
         {
-            done(Err(StoreError::Backend("the writer thread has stopped".into())), false);
+            let r = write::log_reads(log, linker.as_ref(), &mut head, events);
+            drop(head);
+            done(r);
+            return;
+        }
+        if let Err(mpsc::SendError(write::Job::Record { done, .. })) =
+            self.writer.send(write::Job::Record { events, done })
+        {
+            done(Err(StoreError::Backend("the writer thread has stopped".into())));
         }
     }
 
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>> {
-        self.read(|c| read::audit_events(c, query))
+        self.read(|c| read::audit_events(c, query, self.log.as_deref()))
     }
 
     fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {

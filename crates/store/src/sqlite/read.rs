@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::audit_rows::events_of;
 use super::backend;
+use super::read_log::ReadLog;
 use crate::{
     AccessKeyRow, Cursor, KmsKeyRow, ListQuery, ManagedPolicyRow, PolicyVersionRow, PrincipalRow, ResourceRow, Result,
     SealedValue, SecretListing, SecretRow, SecretState, SortKey, StoreError, ValueKind, VersionMeta,
@@ -426,6 +427,14 @@ pub(crate) fn audit_anchor(conn: &Connection) -> Result<Option<crate::AuditAncho
         .map_err(backend)
 }
 
+/// Where readers of the log of reads start (after pruned records).
+pub(crate) fn audit_log_start(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached("SELECT log_start FROM audit_anchor WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
+        .map(|v| v.unwrap_or(0) as u64)
+        .map_err(backend)
+}
+
 /// MFA devices whose `column` (`serial` or `account`) is `value`.
 pub(crate) fn mfa_devices(conn: &Connection, column: &str, value: &str) -> Result<Vec<crate::MfaDeviceRow>> {
     let sql = match column {
@@ -470,10 +479,37 @@ pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i6
 }
 
 /// Audit events matching a query, in `seq` order (newest first when
-/// descending). Rows are read in order and their events filtered here: a
-/// scan, which is fine for an operator's search, and the write path stays one
-/// insert per change or per batch of reads with no index to maintain.
-pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<crate::StoredAuditEvent>> {
+/// descending), from the table and the log of reads together. Rows and
+/// records are read in order and their events filtered here: a scan, which
+/// is fine for an operator's search, and the write path keeps no index.
+pub(crate) fn audit_events(
+    c: &Connection,
+    q: &crate::AuditQuery,
+    log: Option<&ReadLog>,
+) -> Result<Vec<crate::StoredAuditEvent>> {
+    // This first read fixes the transaction's snapshot. The log is looked at
+    // after it: an event in the table was stored after every earlier one
+    // in the log, so no event before the snapshot's last is missed.
+    let pruned = audit_anchor(c)?.map_or(0, |a| a.seq);
+    let mut records = match log {
+        Some(log) => {
+            log.refresh()
+                .map_err(|e| StoreError::Backend(format!("cannot read the audit log of reads: {e}")))?;
+            let (entries, _) = log.entries_after(pruned);
+            let mut entries: Vec<_> = if q.descending {
+                entries
+                    .into_iter()
+                    .rev()
+                    .filter(|e| q.before_seq == 0 || e.first_seq < q.before_seq)
+                    .collect()
+            } else {
+                entries.into_iter().filter(|e| e.last_seq() > q.after_seq).collect()
+            };
+            entries.reverse(); // popped from the end
+            entries
+        }
+        None => Vec::new(),
+    };
     // A block row is numbered by its first event, so the row holding
     // `after_seq + 1` may start at or before `after_seq`.
     let (sql, bound) = if q.descending {
@@ -496,17 +532,49 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery) -> Result<Vec<
         )
     };
     let in_bounds = |seq: u64| {
-        if q.descending {
-            q.before_seq == 0 || seq < q.before_seq
-        } else {
-            seq > q.after_seq
-        }
+        seq > pruned
+            && if q.descending {
+                q.before_seq == 0 || seq < q.before_seq
+            } else {
+                seq > q.after_seq
+            }
     };
     let mut stmt = c.prepare_cached(sql).map_err(backend)?;
     let mut rows = stmt.query([bound as i64]).map_err(backend)?;
+    let mut row = rows
+        .next()
+        .map_err(backend)?
+        .map(events_of)
+        .transpose()
+        .map_err(backend)?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(backend)? {
-        let mut events = events_of(r).map_err(backend)?;
+    loop {
+        // The next row or record in order, whichever comes first.
+        let from_log = match (&row, records.last()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(r), Some(e)) => {
+                let first = r.first().map_or(0, |x| x.seq);
+                if q.descending {
+                    e.first_seq > first
+                } else {
+                    e.first_seq < first
+                }
+            }
+        };
+        let mut events = match (from_log, log) {
+            (true, Some(log)) => log.events(&records.pop().expect("checked above")),
+            _ => {
+                let next = rows
+                    .next()
+                    .map_err(backend)?
+                    .map(events_of)
+                    .transpose()
+                    .map_err(backend)?;
+                std::mem::replace(&mut row, next).unwrap_or_default()
+            }
+        };
         if q.descending {
             events.reverse();
         }

@@ -496,8 +496,8 @@ fn create_secret(name: &str) -> Write {
 fn record_sync(s: &SqliteStore, e: AuditRecord) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     s.record(
-        e,
-        Box::new(move |r, _| {
+        vec![e],
+        Box::new(move |r| {
             let _ = tx.send(r);
         }),
     );
@@ -560,8 +560,8 @@ fn record_many(s: &SqliteStore, n: usize, secret: &str) {
     for _ in 0..n {
         let tx = tx.clone();
         s.record(
-            event("GetSecretValue", secret),
-            Box::new(move |r, _| {
+            vec![event("GetSecretValue", secret)],
+            Box::new(move |r| {
                 let _ = tx.send(r);
             }),
         );
@@ -573,9 +573,22 @@ fn record_many(s: &SqliteStore, n: usize, secret: &str) {
 
 #[test]
 fn events_of_reads_share_rows_and_read_back_in_order() {
+    reads_and_changes_read_back_in_order(false);
+}
+
+#[test]
+fn events_of_reads_in_the_log_read_back_in_order_with_the_tables() {
+    reads_and_changes_read_back_in_order(true);
+}
+
+/// Events of reads in blocks of the table (`read_log` false) or in the log
+/// of reads, and an event of a change between them: one chain, read back in
+/// order through every kind of query, across a restart and a prune.
+fn reads_and_changes_read_back_in_order(read_log: bool) {
     let dir = tempdir::Dir::new();
     let path = dir.0.join("t.db");
-    let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
+    let open = || SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), Default::default(), read_log).unwrap();
+    let s = open();
     record_many(&s, 20, "a");
     s.apply_with_event(vec![create_secret("b")], Some(event("CreateSecret", "b")))
         .unwrap();
@@ -590,11 +603,16 @@ fn events_of_reads_share_rows_and_read_back_in_order() {
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     };
-    assert!(rows.len() < 41 && rows.iter().any(|r| r.1 == "blob"), "{rows:?}");
-    assert!(
-        rows.contains(&(21, "text".into())),
-        "the change's event is a row of its own: {rows:?}"
-    );
+    if read_log {
+        assert_eq!(rows, [(21, "text".into())], "only the change's event is in the table");
+        assert!(std::fs::metadata(dir.0.join("t.db-audit")).unwrap().len() > 0);
+    } else {
+        assert!(rows.len() < 41 && rows.iter().any(|r| r.1 == "blob"), "{rows:?}");
+        assert!(
+            rows.contains(&(21, "text".into())),
+            "the change's event is a row of its own: {rows:?}"
+        );
+    }
 
     let seqs = |q: AuditQuery| {
         s.audit_events(&q)
@@ -634,18 +652,22 @@ fn events_of_reads_share_rows_and_read_back_in_order() {
     drop(s);
 
     // The chain goes on from the last event of the last block.
-    let s = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
+    let s = open();
     record_sync(&s, event("DescribeSecret", "b")).unwrap();
     let all = s.audit_events(&AuditQuery::default()).unwrap();
     assert_eq!(all.last().unwrap().seq, 42);
     assert_eq!(all[41].mac[0], all[40].mac[0].wrapping_add(42));
 
     // Pruning up to an event inside a block keeps the rest of the block.
-    let cut = rows
-        .windows(2)
-        .find(|w| w[0].1 == "blob" && w[1].0 > w[0].0 + 1)
-        .map(|w| w[0].0 as u64)
-        .expect("a block of two or more events");
+    let cut = if read_log {
+        // record_many's events arrive one by one: mostly a record each.
+        7
+    } else {
+        rows.windows(2)
+            .find(|w| w[0].1 == "blob" && w[1].0 > w[0].0 + 1)
+            .map(|w| w[0].0 as u64)
+            .expect("a block of two or more events")
+    };
     let anchor = |seq: u64, mac: Vec<u8>| AuditAnchor {
         seq,
         mac,
@@ -664,6 +686,18 @@ fn events_of_reads_share_rows_and_read_back_in_order() {
     let left = s.audit_events(&AuditQuery::default()).unwrap();
     assert_eq!(left.first().unwrap().seq, cut + 1);
     assert_eq!(left, all[cut as usize..]);
+    // Readers opened afterwards start where the prune left the log, and
+    // the chain goes on from the end.
+    drop(s);
+    let s = open();
+    assert_eq!(s.audit_events(&AuditQuery::default()).unwrap(), all[cut as usize..]);
+    record_sync(&s, event("DescribeSecret", "c")).unwrap();
+    let last = s.audit_events(&AuditQuery::default()).unwrap();
+    assert_eq!(last.last().unwrap().seq, 43);
+    assert_eq!(
+        last[last.len() - 1].mac[0],
+        last[last.len() - 2].mac[0].wrapping_add(43)
+    );
 }
 
 #[test]
@@ -742,7 +776,7 @@ fn the_writer_checkpoints_when_the_checkpointer_falls_behind() {
             overdue,
             writer_pages: 0,
         };
-        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
+        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing, false).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         for i in 0..8 {
             record_sync(&s, incompressible_event(i, 128 * 1024)).unwrap();
@@ -776,7 +810,7 @@ fn the_writer_keeps_the_wal_small_under_a_steady_stream_of_commits() {
             overdue: Duration::from_secs(3600),
             writer_pages,
         };
-        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing).unwrap();
+        let s = SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), timing, false).unwrap();
         for i in 0..64 {
             // Four pages per commit.
             record_sync(&s, incompressible_event(i, 16 * 1024)).unwrap();

@@ -5,7 +5,7 @@
 //! and no caller hears "done" before its write is durable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use super::audit_rows::{encode_block, events_of, insert_row};
 use super::backend;
 use super::cache::{Cache, Changed};
+use super::read_log::ReadLog;
 use crate::{
     AccessTouch, Applied, AuditLinker, AuditRecord, NewVersion, PolicyVersionRow, RecordDone, Result, SealedValue,
     SecretRow, StoreError, StoredAuditEvent, Write,
@@ -47,7 +48,7 @@ pub(crate) enum Job {
         reply: Reply,
     },
     Record {
-        event: AuditRecord,
+        events: Vec<AuditRecord>,
         done: RecordDone,
     },
     Touch(AccessTouch),
@@ -69,15 +70,59 @@ impl Drop for WriterHandle {
 
 /// The end of the audit chain: the last event's number and MAC.
 #[derive(Clone)]
-struct ChainHead {
+pub(crate) struct ChainHead {
     seq: u64,
     mac: Vec<u8>,
+}
+
+/// The chain's head, shared by the writer (which holds it for a whole batch,
+/// so that no event of a read links to an event of a change that may still
+/// be rolled back) and the store's way for events of reads into the log.
+pub(crate) type SharedHead = Arc<Mutex<ChainHead>>;
+
+pub(crate) fn lock_head(head: &SharedHead) -> MutexGuard<'_, ChainHead> {
+    head.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Number and chain events after `head`, moving it on.
+pub(crate) fn seal(linker: &dyn AuditLinker, head: &mut ChainHead, events: Vec<AuditRecord>) -> Vec<StoredAuditEvent> {
+    events
+        .into_iter()
+        .map(|e| {
+            let seq = head.seq + 1;
+            let mac = linker.link(&head.mac, seq, &e.json);
+            head.seq = seq;
+            head.mac.clone_from(&mac);
+            StoredAuditEvent { seq, json: e.json, mac }
+        })
+        .collect()
+}
+
+/// Append events of reads to the log, chained after `head` (moved on only
+/// if they are stored).
+pub(crate) fn log_reads(
+    log: &ReadLog,
+    linker: &dyn AuditLinker,
+    head: &mut ChainHead,
+    events: Vec<AuditRecord>,
+) -> Result<()> {
+    let mut next = head.clone();
+    let sealed = seal(linker, &mut next, events);
+    log.append(&sealed)
+        .map_err(|e| StoreError::Backend(format!("cannot append to the audit log of reads: {e}")))?;
+    *head = next;
+    Ok(())
 }
 
 struct Writer {
     conn: Connection,
     linker: Option<Arc<dyn AuditLinker>>,
+    shared_head: SharedHead,
+    /// The head during a batch (the shared one is locked meanwhile).
     head: ChainHead,
+    log: Option<Arc<ReadLog>>,
+    /// Log space to give back once a prune is committed.
+    prune_log_upto: Option<(u64, u64)>,
     clock: Arc<CheckpointClock>,
     overdue: Duration,
     /// The connection's current `synchronous` setting is FULL.
@@ -86,13 +131,9 @@ struct Writer {
     block: Vec<StoredAuditEvent>,
 }
 
-pub(crate) fn spawn(
-    conn: Connection,
-    cache: Arc<Cache>,
-    linker: Option<Arc<dyn AuditLinker>>,
-    timing: CheckpointTiming,
-    clock: Arc<CheckpointClock>,
-) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+/// Where the chain ends: after the last event in the table or in the log of
+/// reads, whichever is later, or at the prune anchor, or at the start.
+pub(crate) fn chain_head(conn: &Connection, log: Option<&ReadLog>) -> Result<SharedHead> {
     // The last row may be a block: its last event is the chain's head.
     let head = conn
         .query_row(
@@ -104,10 +145,17 @@ pub(crate) fn spawn(
         .map_err(backend)?
         .flatten()
         .map(|e| ChainHead { seq: e.seq, mac: e.mac });
+    let logged = log
+        .and_then(ReadLog::last_event)
+        .map(|e| ChainHead { seq: e.seq, mac: e.mac });
+    let head = match (head, logged) {
+        (Some(t), Some(l)) => Some(if l.seq > t.seq { l } else { t }),
+        (t, l) => t.or(l),
+    };
     // With every event pruned but the anchor's, the chain goes on from it.
     let head = match head {
         Some(h) => h,
-        None => match crate::sqlite::read::audit_anchor(&conn)? {
+        None => match crate::sqlite::read::audit_anchor(conn)? {
             Some(a) => ChainHead { seq: a.seq, mac: a.mac },
             None => ChainHead {
                 seq: 0,
@@ -115,11 +163,38 @@ pub(crate) fn spawn(
             },
         },
     };
+    Ok(Arc::new(Mutex::new(head)))
+}
+
+pub(crate) struct WriterSetup {
+    pub linker: Option<Arc<dyn AuditLinker>>,
+    pub head: SharedHead,
+    pub log: Option<Arc<ReadLog>>,
+    pub timing: CheckpointTiming,
+    pub clock: Arc<CheckpointClock>,
+}
+
+pub(crate) fn spawn(
+    conn: Connection,
+    cache: Arc<Cache>,
+    setup: WriterSetup,
+) -> Result<(mpsc::Sender<Job>, WriterHandle)> {
+    let WriterSetup {
+        linker,
+        head: shared_head,
+        log,
+        timing,
+        clock,
+    } = setup;
+    let head = lock_head(&shared_head).clone();
     let (tx, rx) = mpsc::channel::<Job>();
     let mut writer = Writer {
         conn,
         linker,
+        shared_head,
         head,
+        log,
+        prune_log_upto: None,
         clock,
         overdue: timing.overdue,
         full_sync: true,
@@ -217,6 +292,7 @@ impl Drop for Checkpointer {
 
 pub(crate) fn spawn_checkpointer(
     conn: Connection,
+    log: Option<Arc<ReadLog>>,
     timing: CheckpointTiming,
     clock: Arc<CheckpointClock>,
 ) -> Result<Checkpointer> {
@@ -230,6 +306,12 @@ pub(crate) fn spawn_checkpointer(
             let mut wait = timing.every;
             let mut last = (0, 0);
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                // The log of reads gets to disk as often as the WAL's commits.
+                if let Some(log) = &log
+                    && let Err(e) = log.sync()
+                {
+                    tracing::warn!(error = %e, "cannot sync the audit log of reads");
+                }
                 match checkpoint_progress(&conn) {
                     Ok(progress) => {
                         clock.mark();
@@ -300,6 +382,11 @@ impl Writer {
             }
         }
         // Put the last unsynced commits on disk before the store closes.
+        if let Some(log) = &self.log
+            && let Err(e) = log.sync()
+        {
+            tracing::warn!(error = %e, "cannot sync the audit log of reads on close");
+        }
         if let Err(e) = checkpoint(&self.conn) {
             tracing::warn!(error = %e, "cannot checkpoint the store on close");
         }
@@ -351,6 +438,69 @@ impl Writer {
         Ok(())
     }
 
+    /// Drop the events up to the anchor's, from the table and the log of
+    /// reads, and store the anchor. The log's space is given back once this
+    /// is committed (readers start after the kept part from then on).
+    fn prune_audit(&mut self, anchor: crate::AuditAnchor) -> Result<Applied> {
+        let conn = &self.conn;
+        let seq = anchor.seq as i64;
+        // The row holding the anchor's event; a block may go on past it.
+        let mut row = conn
+            .prepare_cached("SELECT seq, json, mac FROM audit_events WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
+            .map_err(backend)?
+            .query_row([seq], events_of)
+            .optional()
+            .map_err(backend)?
+            .unwrap_or_default();
+        let rest = row.split_off(row.partition_point(|e| e.seq <= anchor.seq));
+        let mut stored = row.last().filter(|e| e.seq == anchor.seq).map(|e| e.mac.clone());
+        let mut newer = !rest.is_empty()
+            || conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1)")
+                .and_then(|mut s| s.query_row([seq], |r| r.get::<_, bool>(0)))
+                .map_err(backend)?;
+        let mut log_start = crate::sqlite::read::audit_log_start(conn)?;
+        if let Some(log) = &self.log {
+            let (entries, _) = log.entries_after(anchor.seq.saturating_sub(1));
+            if let Some(first) = entries.first() {
+                if first.first_seq <= anchor.seq {
+                    let events = log.events(first);
+                    stored = events.iter().find(|e| e.seq == anchor.seq).map(|e| e.mac.clone());
+                }
+                newer |= entries.last().is_some_and(|e| e.last_seq() > anchor.seq);
+            }
+            log_start = log.start_after(anchor.seq);
+        }
+        if !newer || stored.as_deref() != Some(anchor.mac.as_slice()) {
+            return Err(StoreError::NotFound);
+        }
+        conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")
+            .map_err(backend)?
+            .execute([seq])
+            .map_err(backend)?;
+        // What followed the anchor in its block stays, as a block of its own.
+        if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
+            insert_row(conn, first.seq, &encode_block(&rest), &last.mac).map_err(backend)?;
+        }
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO audit_anchor (id, seq, mac, anchor_mac, pruned_ms, log_start)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?
+        .execute(params![
+            seq,
+            anchor.mac,
+            anchor.anchor_mac,
+            anchor.pruned_ms,
+            log_start as i64
+        ])
+        .map_err(backend)?;
+        if self.log.is_some() {
+            self.prune_log_upto = Some((anchor.seq, log_start));
+        }
+        Ok(Applied::Done)
+    }
+
     fn exec(&self, sql: &str) -> Result<()> {
         self.conn
             .prepare_cached(sql)
@@ -374,12 +524,16 @@ impl Writer {
                 self.flush_block()?;
                 self.exec("SAVEPOINT job")?;
                 let head = self.head.clone();
+                let prune_log_upto = self.prune_log_upto;
                 for w in &writes {
                     note(changed, w);
                 }
                 let mut r = writes
                     .into_iter()
-                    .map(|w| apply(&self.conn, w))
+                    .map(|w| match w {
+                        Write::PruneAudit { anchor } => self.prune_audit(anchor),
+                        w => apply(&self.conn, w),
+                    })
                     .collect::<Result<Vec<_>>>();
                 if r.is_ok()
                     && let Some(e) = event
@@ -389,19 +543,72 @@ impl Writer {
                 }
                 if r.is_err() {
                     self.head = head;
+                    self.prune_log_upto = prune_log_upto;
                     self.exec("ROLLBACK TO job")?;
                 }
                 self.exec("RELEASE job")?;
                 Ok(Some(Answer::Apply(reply, r)))
             }
-            Job::Record { event, done } => {
-                let r = self.insert_event(event, true);
+            Job::Record { events, done } => {
+                let r = events.into_iter().try_for_each(|e| self.insert_event(e, true));
                 Ok(Some(Answer::Record(done, r)))
             }
         }
     }
 
-    fn commit_batch(&mut self, jobs: Vec<Job>, cache: &Cache) {
+    /// The log of reads, if this process may append to it.
+    fn owned_log(&self) -> Option<Arc<ReadLog>> {
+        let log = self.log.as_ref()?;
+        match log.take_over() {
+            Ok(true) => Some(log.clone()),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take over the audit log of reads; events of reads go to the database");
+                None
+            }
+        }
+    }
+
+    /// Append the batch's events of reads to the log (before any event of a
+    /// change is chained, so that none links to one that may be rolled back).
+    fn log_batch_reads(&mut self, jobs: &mut Vec<Job>) {
+        let (Some(log), Some(linker)) = (self.owned_log(), self.linker.clone()) else {
+            return;
+        };
+        let mut events = Vec::new();
+        let mut dones = Vec::new();
+        jobs.retain_mut(|j| match j {
+            Job::Record { events: e, done } => {
+                events.append(e);
+                dones.push(std::mem::replace(done, Box::new(|_| {})));
+                false
+            }
+            _ => true,
+        });
+        if dones.is_empty() {
+            return;
+        }
+        let r = log_reads(&log, linker.as_ref(), &mut self.head, events);
+        for done in dones {
+            done(match &r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Backend(e.to_string())),
+            });
+        }
+    }
+
+    fn commit_batch(&mut self, mut jobs: Vec<Job>, cache: &Cache) {
+        let shared_head = self.shared_head.clone();
+        let mut shared = lock_head(&shared_head);
+        self.head = shared.clone();
+        self.log_batch_reads(&mut jobs);
+        if !jobs.is_empty() {
+            self.commit_jobs(jobs, cache);
+        }
+        *shared = self.head.clone();
+    }
+
+    fn commit_jobs(&mut self, jobs: Vec<Job>, cache: &Cache) {
         let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut changed = Changed::default();
         let start = self.head.clone();
@@ -415,6 +622,13 @@ impl Writer {
                 }
             }
             self.flush_block()?;
+            // Events of reads in the log come before this batch's in the
+            // chain: they reach the disk first, so that a power cut never
+            // keeps an event whose predecessors are lost.
+            if changes && let Some(log) = &self.log {
+                log.sync()
+                    .map_err(|e| StoreError::Backend(format!("cannot sync the audit log of reads: {e}")))?;
+            }
             self.exec("COMMIT")
         })();
         // Invalidate after a failed commit too: a miss only costs a read.
@@ -423,11 +637,16 @@ impl Writer {
         }
         match outcome {
             Ok(()) => {
+                if let (Some((upto, start)), Some(log)) = (self.prune_log_upto.take(), &self.log) {
+                    log.forget_upto(upto);
+                    log.release(start);
+                }
                 answer(answers, |r| r);
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.block.clear();
+                self.prune_log_upto = None;
                 self.head = start;
                 tracing::error!(error = %e, "store commit failed; batch rolled back");
                 let message = e.to_string();
@@ -439,8 +658,6 @@ impl Writer {
 
 /// Answer every job of a batch, each with `outcome` of its own result.
 fn answer(answers: Vec<Answer>, outcome: impl Fn(Result<()>) -> Result<()>) {
-    let records = answers.iter().filter(|a| matches!(a, Answer::Record(..))).count();
-    let mut recorded = 0;
     for a in answers {
         match a {
             Answer::Apply(reply, r) => {
@@ -450,10 +667,7 @@ fn answer(answers: Vec<Answer>, outcome: impl Fn(Result<()>) -> Result<()>) {
                 };
                 let _ = reply.send(r);
             }
-            Answer::Record(done, r) => {
-                recorded += 1;
-                done(outcome(r), recorded < records);
-            }
+            Answer::Record(done, r) => done(outcome(r)),
         }
     }
 }
@@ -869,42 +1083,8 @@ fn apply(conn: &Connection, w: Write) -> Result<Applied> {
             "DELETE FROM mfa_devices WHERE serial = ?1 AND user_arn IS NULL",
             params![serial],
         ),
-        Write::PruneAudit { anchor } => {
-            let seq = anchor.seq as i64;
-            // The row holding the anchor's event; a block may go on past it.
-            let mut row = conn
-                .prepare_cached("SELECT seq, json, mac FROM audit_events WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1")
-                .map_err(backend)?
-                .query_row([seq], events_of)
-                .optional()
-                .map_err(backend)?
-                .unwrap_or_default();
-            let rest = row.split_off(row.partition_point(|e| e.seq <= anchor.seq));
-            let newer = !rest.is_empty()
-                || conn
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1)")
-                    .and_then(|mut s| s.query_row([seq], |r| r.get::<_, bool>(0)))
-                    .map_err(backend)?;
-            let stored = row.last().filter(|e| e.seq == anchor.seq).map(|e| e.mac.as_slice());
-            if !newer || stored != Some(anchor.mac.as_slice()) {
-                return Err(StoreError::NotFound);
-            }
-            conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")
-                .map_err(backend)?
-                .execute([seq])
-                .map_err(backend)?;
-            // What followed the anchor in its block stays, as a block of its own.
-            if let (Some(first), Some(last)) = (rest.first(), rest.last()) {
-                insert_row(conn, first.seq, &encode_block(&rest), &last.mac).map_err(backend)?;
-            }
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO audit_anchor (id, seq, mac, anchor_mac, pruned_ms) VALUES (1, ?1, ?2, ?3, ?4)",
-            )
-            .map_err(backend)?
-            .execute(params![seq, anchor.mac, anchor.anchor_mac, anchor.pruned_ms])
-            .map_err(backend)?;
-            Ok(Applied::Done)
-        }
+        // Needs the log of reads: see Writer::prune_audit.
+        Write::PruneAudit { .. } => Err(StoreError::Backend("a prune outside the writer".into())),
         Write::UseMfaCode { serial, user_arn, step } => exactly_one(
             conn,
             "UPDATE mfa_devices SET last_step = ?3
