@@ -17,7 +17,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-pub use sqlite::{SqliteStore, decode_audit_block, encode_audit_block};
+pub use sqlite::{SqliteStore, audit_log_events, decode_audit_block, encode_audit_block};
 
 /// Failures a caller can act on; anything else is `Backend`.
 #[derive(Debug, thiserror::Error)]

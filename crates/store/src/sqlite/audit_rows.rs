@@ -86,8 +86,11 @@ pub fn decode_block(first_seq: u64, blob: &[u8]) -> Result<Vec<StoredAuditEvent>
         let len = take(&mut at, 4)?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let json = std::str::from_utf8(take(&mut at, len)?).map_err(|_| "an event that is not UTF-8")?;
+        let seq = first_seq
+            .checked_add(events.len() as u64)
+            .ok_or("a block numbered past the last number")?;
         events.push(StoredAuditEvent {
-            seq: first_seq + events.len() as u64,
+            seq,
             json: json.to_owned(),
             mac,
         });

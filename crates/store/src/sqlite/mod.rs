@@ -28,6 +28,15 @@ use crate::{
 /// How a row of events of reads is stored; public for the fuzz targets.
 pub use audit_rows::{decode_block as decode_audit_block, encode_block as encode_audit_block};
 
+/// Every event that can be read from an audit log of reads (the file
+/// `<db>-audit`), damaged records as events with empty JSON; for the fuzz
+/// target.
+pub fn audit_log_events(path: &Path) -> std::io::Result<Vec<StoredAuditEvent>> {
+    let log = read_log::ReadLog::open(path, 0)?;
+    let (entries, _) = log.entries_after(0);
+    Ok(entries.iter().flat_map(|e| log.events(e)).collect())
+}
+
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }

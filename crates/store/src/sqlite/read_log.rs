@@ -67,6 +67,8 @@ pub(crate) struct ReadLog {
     appender: Mutex<Option<File>>,
     /// Appended since the last sync.
     dirty: AtomicBool,
+    /// Damaged before its end: never appended to by this process.
+    refused: AtomicBool,
 }
 
 /// The log's file for the database at `db`.
@@ -97,6 +99,7 @@ impl ReadLog {
             }),
             appender: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
         };
         log.scan()?;
         Ok(log)
@@ -115,6 +118,9 @@ impl ReadLog {
         if appender.is_some() {
             return Ok(true);
         }
+        if self.refused.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         match file.try_lock() {
             Ok(()) => {}
@@ -124,6 +130,11 @@ impl ReadLog {
         self.scan()?;
         let index = self.lock_index();
         if index.damaged {
+            tracing::error!(
+                "the audit log of reads is damaged before its end (tumbler audit verify tells where); \
+                 events of reads go to the database instead"
+            );
+            self.refused.store(true, Ordering::Relaxed);
             return Ok(false);
         }
         let size = file.metadata()?.len();
@@ -212,7 +223,9 @@ impl ReadLog {
         while index.end + HEADER as u64 <= size {
             self.file.read_exact_at(&mut header, index.end)?;
             let Some(entry) = parse_header(&header, index.end) else {
-                index.damaged = true;
+                // After a power cut a file may end in zeros where the last
+                // appends were never written: as good as cut short.
+                index.damaged = !self.zeros_from(index.end, size)?;
                 break;
             };
             if entry.offset + HEADER as u64 + u64::from(entry.len) > size {
@@ -229,6 +242,20 @@ impl ReadLog {
             index.entries.push(entry);
         }
         Ok(())
+    }
+
+    /// The bytes from `from` to `size` are all zeros.
+    fn zeros_from(&self, mut from: u64, size: u64) -> io::Result<bool> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while from < size {
+            let n = buf.len().min((size - from) as usize);
+            self.file.read_exact_at(&mut buf[..n], from)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            from += n as u64;
+        }
+        Ok(true)
     }
 
     /// The records known, and whether the log is damaged after the last.
@@ -418,6 +445,30 @@ mod tests {
         assert_eq!(all(&log), events(1..=2));
         log.append(&events(3..=3)).unwrap();
         assert_eq!(all(&ReadLog::open(&path, 0).unwrap()), events(1..=3));
+    }
+
+    #[test]
+    fn zeros_where_the_last_appends_were_lost_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-audit");
+        {
+            let log = owned_log(dir.path());
+            log.append(&events(1..=2)).unwrap();
+        }
+        let whole = std::fs::read(&path).unwrap();
+        let mut lost = whole.clone();
+        lost.extend_from_slice(&[0; 5000]);
+        std::fs::write(&path, &lost).unwrap();
+        let reader = ReadLog::open(&path, 0).unwrap();
+        assert_eq!((all(&reader), reader.entries().1), (events(1..=2), false));
+        let log = owned_log(dir.path());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole.len() as u64);
+        log.append(&events(3..=3)).unwrap();
+        assert_eq!(all(&ReadLog::open(&path, 0).unwrap()), events(1..=3));
+        // Zeros followed by anything else are damage.
+        lost.push(1);
+        std::fs::write(&path, &lost).unwrap();
+        assert!(ReadLog::open(&path, 0).unwrap().entries().1);
     }
 
     #[test]

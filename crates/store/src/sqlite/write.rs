@@ -461,6 +461,9 @@ impl Writer {
                 .map_err(backend)?;
         let mut log_start = crate::sqlite::read::audit_log_start(conn)?;
         if let Some(log) = &self.log {
+            // Another process (the server) may have appended since this one looked.
+            log.refresh()
+                .map_err(|e| StoreError::Backend(format!("cannot read the audit log of reads: {e}")))?;
             let (entries, _) = log.entries_after(anchor.seq.saturating_sub(1));
             if let Some(first) = entries.first() {
                 if first.first_seq <= anchor.seq {
@@ -572,6 +575,9 @@ impl Writer {
     /// Append the batch's events of reads to the log (before any event of a
     /// change is chained, so that none links to one that may be rolled back).
     fn log_batch_reads(&mut self, jobs: &mut Vec<Job>) {
+        if !jobs.iter().any(|j| matches!(j, Job::Record { .. })) {
+            return;
+        }
         let (Some(log), Some(linker)) = (self.owned_log(), self.linker.clone()) else {
             return;
         };
