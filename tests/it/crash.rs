@@ -1,6 +1,8 @@
-//! kill -9 the server in a loop during concurrent PutSecretValue calls;
-//! after each restart every acknowledged write must be there, the labels
-//! consistent, and SQLite's integrity check clean.
+//! kill -9 the server in a loop during concurrent PutSecretValue and
+//! GetSecretValue calls; after each restart every acknowledged write must be
+//! there, the labels consistent, SQLite's integrity check clean, and the
+//! audit trail's chain whole (its events of reads are appended to a log file
+//! that a kill may cut in the middle of a record).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,11 @@ async fn kill_nine_loses_no_acknowledged_write() {
         for n in names.clone() {
             let c = c.clone();
             let acked = acked.clone();
+            let reader = c.clone();
+            let secret = n.clone();
+            tasks.push(tokio::spawn(async move {
+                while reader.get_secret_value().secret_id(&secret).send().await.is_ok() {}
+            }));
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
                     let value = format!("{n}-r{round}-{i}");
@@ -72,6 +79,17 @@ async fn kill_nine_loses_no_acknowledged_write() {
     );
     let data = server.data_dir();
     let _dir = server.kill();
+    let verify = std::process::Command::new(crate::common::tumbler_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "the audit trail is broken after the kills: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(std::fs::metadata(data.join("tumbler.db-audit")).unwrap().len() > 0);
     let db = rusqlite::Connection::open(data.join("tumbler.db")).unwrap();
     let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
