@@ -498,7 +498,22 @@ impl Store for SqliteStore {
     }
 
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>> {
-        self.read(|c| read::audit_events(c, query, self.log.as_deref()))
+        // An event of a change committed after the snapshot began, between
+        // the table's last event and the log's, would look like a removed
+        // event: read again from a new snapshot, which holds it.
+        let mut attempts = 0;
+        loop {
+            let (events, race) = self.read(|c| read::audit_events(c, query, self.log.as_deref()))?;
+            attempts += 1;
+            match race {
+                Some((after, before))
+                    if attempts < 5 && self.read(|c| read::audit_rows_between(c, after, before))? =>
+                {
+                    continue;
+                }
+                _ => return Ok(events),
+            }
+        }
     }
 
     fn audit_anchor(&self) -> Result<Option<AuditAnchor>> {

@@ -478,24 +478,42 @@ pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i6
         .map_err(backend)
 }
 
+/// Numbers `(after, before)` between which an event of the table committed
+/// after a reader's snapshot began would be missing from what it read.
+pub(crate) type RaceWindow = Option<(u64, u64)>;
+
 /// Audit events matching a query, in `seq` order (newest first when
 /// descending), from the table and the log of reads together. Rows and
 /// records are read in order and their events filtered here: a scan, which
 /// is fine for an operator's search, and the write path keeps no index.
+///
+/// Also returns, when the log reaches past the table, the numbers between
+/// which an event of the table committed after this snapshot would be
+/// missing here (see `SqliteStore::audit_events`).
 pub(crate) fn audit_events(
     c: &Connection,
     q: &crate::AuditQuery,
     log: Option<&ReadLog>,
-) -> Result<Vec<crate::StoredAuditEvent>> {
+) -> Result<(Vec<crate::StoredAuditEvent>, RaceWindow)> {
     // This first read fixes the transaction's snapshot. The log is looked at
     // after it: an event in the table was stored after every earlier one
-    // in the log, so no event before the snapshot's last is missed.
+    // in the log, so no event before the table's last one here is missed.
     let pruned = audit_anchor(c)?.map_or(0, |a| a.seq);
+    let table_last: u64 = c
+        .prepare_cached("SELECT IFNULL(MAX(seq), 0) FROM audit_events")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map_err(backend)? as u64;
+    let mut race = None;
     let mut records = match log {
         Some(log) => {
             log.refresh()
                 .map_err(|e| StoreError::Backend(format!("cannot read the audit log of reads: {e}")))?;
             let (entries, _) = log.entries_after(pruned);
+            if let Some(last) = entries.last()
+                && last.last_seq() > table_last
+            {
+                race = Some((table_last, last.last_seq()));
+            }
             let mut entries: Vec<_> = if q.descending {
                 entries
                     .into_iter()
@@ -582,12 +600,19 @@ pub(crate) fn audit_events(
             if in_bounds(e.seq) && q.matches(&e.json) {
                 out.push(e);
                 if q.limit > 0 && out.len() >= q.limit {
-                    return Ok(out);
+                    return Ok((out, race));
                 }
             }
         }
     }
-    Ok(out)
+    Ok((out, race))
+}
+
+/// Whether an event between `after` and `before` (exclusive) is in the table.
+pub(crate) fn audit_rows_between(c: &Connection, after: u64, before: u64) -> Result<bool> {
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM audit_events WHERE seq > ?1 AND seq < ?2)")
+        .and_then(|mut s| s.query_row([after as i64, before as i64], |r| r.get::<_, bool>(0)))
+        .map_err(backend)
 }
 
 const RESOURCE_COLUMNS: &str = "arn, kind, account, region, name, created_ms, revision, meta";

@@ -403,6 +403,15 @@ mod tests {
         log
     }
 
+    /// A log in `dir` holding one record per batch, closed again.
+    fn written(dir: &Path, batches: &[std::ops::RangeInclusive<u64>]) -> PathBuf {
+        let log = owned_log(dir);
+        for b in batches {
+            log.append(&events(b.clone())).unwrap();
+        }
+        log.path().to_owned()
+    }
+
     #[test]
     fn appended_records_read_back_here_and_in_another_reader() {
         let dir = tempfile::tempdir().unwrap();
@@ -427,12 +436,7 @@ mod tests {
     #[test]
     fn a_record_cut_short_is_cut_off_by_the_next_appender() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db-audit");
-        {
-            let log = owned_log(dir.path());
-            log.append(&events(1..=2)).unwrap();
-            log.append(&events(3..=5)).unwrap();
-        }
+        let path = written(dir.path(), &[1..=2, 3..=5]);
         let full = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(full - 7).unwrap();
@@ -450,11 +454,7 @@ mod tests {
     #[test]
     fn zeros_where_the_last_appends_were_lost_are_cut_off() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db-audit");
-        {
-            let log = owned_log(dir.path());
-            log.append(&events(1..=2)).unwrap();
-        }
+        let path = written(dir.path(), &[1..=2]);
         let whole = std::fs::read(&path).unwrap();
         let mut lost = whole.clone();
         lost.extend_from_slice(&[0; 5000]);
@@ -474,13 +474,7 @@ mod tests {
     #[test]
     fn damage_is_reported_not_hidden_or_appended_over() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db-audit");
-        {
-            let log = owned_log(dir.path());
-            for i in 0..4 {
-                log.append(&events(i * 2 + 1..=i * 2 + 2)).unwrap();
-            }
-        }
+        let path = written(dir.path(), &[1..=2, 3..=4, 5..=6, 7..=8]);
         let bytes = std::fs::read(&path).unwrap();
         let second = HEADER + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
         // Every byte flipped: never a panic, and never the same events.
