@@ -908,3 +908,38 @@ fn readers_never_see_a_gap_while_reads_and_changes_are_recorded() {
     assert!(all.len() > 100 && checks > 10, "{} events, {checks} checks", all.len());
     assert!(std::fs::metadata(dir.0.join("t.db-audit")).unwrap().len() > 0);
 }
+
+/// A store whose events of reads are blocks in the table (before the log of
+/// reads existed) goes on into the log, and readers see one chain.
+#[test]
+fn a_store_with_blocks_in_the_table_goes_on_in_the_log() {
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("t.db");
+    let open = |log| SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), Default::default(), log).unwrap();
+    let before = open(false);
+    record_many(&before, 10, "a");
+    before
+        .apply_with_event(vec![create_secret("a")], Some(event("CreateSecret", "a")))
+        .unwrap();
+    drop(before);
+    let s = open(true);
+    record_many(&s, 10, "a");
+    let all = s.audit_events(&AuditQuery::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=21).collect::<Vec<_>>()
+    );
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].mac[0], pair[0].mac[0].wrapping_add(pair[1].seq as u8));
+    }
+    assert!(std::fs::metadata(dir.0.join("t.db-audit")).unwrap().len() > 0);
+    let blocks: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_events WHERE typeof(json) = 'blob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(blocks > 0, "the first reads stayed in the table");
+}
