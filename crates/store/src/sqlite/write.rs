@@ -581,18 +581,17 @@ impl Writer {
         let (Some(log), Some(linker)) = (self.owned_log(), self.linker.clone()) else {
             return;
         };
+        let (reads, rest): (Vec<Job>, Vec<Job>) = std::mem::take(jobs)
+            .into_iter()
+            .partition(|j| matches!(j, Job::Record { .. }));
+        *jobs = rest;
         let mut events = Vec::new();
         let mut dones = Vec::new();
-        jobs.retain_mut(|j| match j {
-            Job::Record { events: e, done } => {
-                events.append(e);
-                dones.push(std::mem::replace(done, Box::new(|_| {})));
-                false
+        for job in reads {
+            if let Job::Record { events: e, done } = job {
+                events.extend(e);
+                dones.push(done);
             }
-            _ => true,
-        });
-        if dones.is_empty() {
-            return;
         }
         let r = log_reads(&log, linker.as_ref(), &mut self.head, events);
         for done in dones {
