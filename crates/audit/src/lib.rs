@@ -344,6 +344,82 @@ pub fn into_parameters(body: Value) -> Value {
     }
 }
 
+/// [`into_parameters`] of a JSON request body, built while it is parsed
+/// (one pass, no document in between: this runs for every audited call).
+/// None if the body is not one JSON object.
+pub fn parameters_of_json(body: &[u8]) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let v = serde::de::DeserializeSeed::deserialize(Parameters, &mut de).ok()?;
+    de.end().ok()?;
+    v.is_object().then_some(v)
+}
+
+/// Parses one JSON value the way [`into_parameters`] would leave it.
+struct Parameters;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Parameters {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Parameters {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // As serde_json's own Value does with a float it can't hold.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Parameters)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if is_sensitive_field(&key) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                Value::String(redact::REDACTED.to_owned())
+            } else {
+                map.next_value_seed(Parameters)?
+            };
+            let key = if key.starts_with(|c: char| c.is_ascii_uppercase()) {
+                lower_first(&key)
+            } else {
+                key
+            };
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// `SecretId` → `secretId`; a leading run of capitals is lowered as a word
 /// (`ARN` → `arn`, not the `aRN` CloudTrail printed before 2024).
 fn lower_first(k: &str) -> String {
@@ -497,6 +573,40 @@ mod tests {
         }
         let v = parameters(&json!({"SecretId": "db", "Tags": [{"Key": "k", "Value": "v"}]}));
         assert_eq!(v, json!({"secretId": "db", "tags": [{"key": "k", "value": "v"}]}));
+    }
+
+    #[test]
+    fn parameters_parsed_in_one_pass_are_those_of_the_document() {
+        // The two-pass way: a document, then renamed and redacted.
+        let document = |body: &str| {
+            serde_json::from_str::<Value>(body)
+                .ok()
+                .filter(Value::is_object)
+                .map(into_parameters)
+        };
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        let bodies = [
+            r#"{"SecretId":"db","VersionStage":"AWSCURRENT"}"#,
+            r#"{"SecretString":"hunter2","Tags":[{"Key":"k","Value":"v"}],"KMSKeyId":"alias/x","ARN":"a"}"#,
+            r#"{"n":-1,"big":18446744073709551615,"bigger":1e300,"f":1.5,"t":true,"z":null,"e":[],"o":{}}"#,
+            r#"{"nested":{"Credentials":{"SecretAccessKey":"s"},"list":[1,[2,{"Password":"p"}]]}}"#,
+            r#"{"dup":1,"dup":2,"esc\u0041pe":"\u00e9\n"}"#,
+            r#"  {"spaced" : [ 1 , 2 ] }  "#,
+            r#"{"out of range":1e400}"#,
+            "",
+            "[]",
+            "\"s\"",
+            "1",
+            "{",
+            "{}x",
+            r#"{"a":}"#,
+            "{\"a\":\"\u{0}\"}",
+            &deep,
+        ];
+        for body in bodies {
+            assert_eq!(parameters_of_json(body.as_bytes()), document(body), "{body}");
+        }
+        assert!(document(bodies[0]).is_some() && document(&deep).is_none());
     }
 
     #[test]

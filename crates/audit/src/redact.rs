@@ -29,12 +29,13 @@ const SENSITIVE: &[&str] = &[
 
 /// Whether a member of this name is never recorded.
 pub fn is_sensitive_field(name: &str) -> bool {
-    let folded: String = name
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    SENSITIVE.contains(&folded.as_str()) || folded.ends_with("password")
+    // Asked of every member of every audited request: compared as it is
+    // folded, without building the folded name.
+    let folded = name
+        .bytes()
+        .filter(|b| *b != b'_' && *b != b'-')
+        .map(|b| b.to_ascii_lowercase());
+    SENSITIVE.iter().any(|s| s.bytes().eq(folded.clone())) || folded.rev().take(8).eq(b"password".iter().rev().copied())
 }
 
 /// `v` with the values of sensitive members replaced by [`REDACTED`].
@@ -61,6 +62,35 @@ pub fn redact(v: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sensitive_names_are_matched_folded() {
+        for name in [
+            "SecretString",
+            "secret_string",
+            "SECRET-BINARY",
+            "Password",
+            "MasterUserPassword",
+            "master_user_password",
+            "credentials",
+            "TokenCode",
+            &("x".repeat(100) + "PASSWORD"),
+        ] {
+            assert!(is_sensitive_field(name), "{name}");
+        }
+        for name in [
+            "SecretId",
+            "secretStrings",
+            "passwordLength",
+            "passwor",
+            "",
+            "ñpasswordñ",
+            "PasswordPolicy",
+            "Credential",
+        ] {
+            assert!(!is_sensitive_field(name), "{name}");
+        }
+    }
 
     #[test]
     fn secret_members_are_removed_at_any_depth() {

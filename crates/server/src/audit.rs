@@ -128,10 +128,7 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
 
 /// A JSON request body as CloudTrail shows it (None if it isn't JSON).
 pub fn json_parameters(body: &[u8]) -> Option<Value> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Some(tumbler_audit::into_parameters(v)),
-        _ => None,
-    }
+    tumbler_audit::parameters_of_json(body)
 }
 
 /// Hands events of calls that changed nothing to the store, several at a
