@@ -498,20 +498,31 @@ impl Store for SqliteStore {
     }
 
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>> {
-        // An event of a change committed after the snapshot began, between
-        // the table's last event and the log's, would look like a removed
-        // event: read again from a new snapshot, which holds it.
+        // Two changes committed while a read runs can make it see what is
+        // not there; it reads again from a new snapshot, which holds them:
+        // - an event of a change committed after the snapshot began, between
+        //   the table's last event and the log's, would look removed;
+        // - a prune (by any process) frees the log's records before its
+        //   anchor, which then read as zeros, as if damaged.
         let mut attempts = 0;
         loop {
-            let (events, race) = self.read(|c| read::audit_events(c, query, self.log.as_deref()))?;
+            let read = self.read(|c| read::audit_events(c, query, self.log.as_deref()))?;
             attempts += 1;
-            match race {
-                Some((after, before))
-                    if attempts < 5 && self.read(|c| read::audit_rows_between(c, after, before))? =>
-                {
+            if attempts >= 5 {
+                return Ok(read.events);
+            }
+            if let Some(log) = &self.log {
+                let (pruned, start) =
+                    self.read(|c| Ok((read::audit_anchor(c)?.map_or(0, |a| a.seq), read::audit_log_start(c)?)))?;
+                if pruned != read.pruned {
+                    log.skip_to(start)
+                        .map_err(|e| StoreError::Backend(format!("cannot read the audit log of reads: {e}")))?;
                     continue;
                 }
-                _ => return Ok(events),
+            }
+            match read.race {
+                Some((after, before)) if self.read(|c| read::audit_rows_between(c, after, before))? => continue,
+                _ => return Ok(read.events),
             }
         }
     }

@@ -478,9 +478,16 @@ pub(crate) fn attachment_count(conn: &Connection, policy_arn: &str) -> Result<i6
         .map_err(backend)
 }
 
-/// Numbers `(after, before)` between which an event of the table committed
-/// after a reader's snapshot began would be missing from what it read.
-pub(crate) type RaceWindow = Option<(u64, u64)>;
+/// What a read of the audit trail may have raced.
+pub(crate) struct AuditRead {
+    pub events: Vec<crate::StoredAuditEvent>,
+    /// Numbers `(after, before)` between which an event of the table
+    /// committed after the snapshot began would be missing.
+    pub race: Option<(u64, u64)>,
+    /// The prune anchor of the snapshot: a later one, committed while the
+    /// log was read, may have freed records it read.
+    pub pruned: u64,
+}
 
 /// Audit events matching a query, in `seq` order (newest first when
 /// descending), from the table and the log of reads together. Rows and
@@ -490,11 +497,7 @@ pub(crate) type RaceWindow = Option<(u64, u64)>;
 /// Also returns, when the log reaches past the table, the numbers between
 /// which an event of the table committed after this snapshot would be
 /// missing here (see `SqliteStore::audit_events`).
-pub(crate) fn audit_events(
-    c: &Connection,
-    q: &crate::AuditQuery,
-    log: Option<&ReadLog>,
-) -> Result<(Vec<crate::StoredAuditEvent>, RaceWindow)> {
+pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery, log: Option<&ReadLog>) -> Result<AuditRead> {
     // This first read fixes the transaction's snapshot. The log is looked at
     // after it: an event in the table was stored after every earlier one
     // in the log, so no event before the table's last one here is missed.
@@ -600,12 +603,20 @@ pub(crate) fn audit_events(
             if in_bounds(e.seq) && q.matches(&e.json) {
                 out.push(e);
                 if q.limit > 0 && out.len() >= q.limit {
-                    return Ok((out, race));
+                    return Ok(AuditRead {
+                        events: out,
+                        race,
+                        pruned,
+                    });
                 }
             }
         }
     }
-    Ok((out, race))
+    Ok(AuditRead {
+        events: out,
+        race,
+        pruned,
+    })
 }
 
 /// Whether an event between `after` and `before` (exclusive) is in the table.

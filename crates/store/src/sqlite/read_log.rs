@@ -194,6 +194,27 @@ impl ReadLog {
         Ok(())
     }
 
+    /// After a prune committed elsewhere: a reader whose index stopped at
+    /// what the prune has since freed (zeros, read as damage) reads the log
+    /// again from `start`, where the prune left readers.
+    pub fn skip_to(&self, start: u64) -> io::Result<()> {
+        if self.owned() {
+            return Ok(());
+        }
+        {
+            let mut index = self.lock_index();
+            if !index.damaged || index.end > start {
+                return Ok(());
+            }
+            *index = Index {
+                entries: Vec::new(),
+                end: start,
+                damaged: false,
+            };
+        }
+        self.scan()
+    }
+
     /// Put what was appended on disk.
     pub fn sync(&self) -> io::Result<()> {
         if self.dirty.swap(false, Ordering::AcqRel)
@@ -521,5 +542,40 @@ mod tests {
         assert!(!reader.entries().1);
         log.append(&events(1001..=1001)).unwrap();
         assert_eq!(log.last_event(), Some(event(1001)));
+    }
+
+    #[test]
+    fn a_reader_behind_a_prune_goes_on_from_where_it_left_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = owned_log(dir.path());
+        log.append(&events(1..=10)).unwrap();
+        let reader = ReadLog::open(log.path(), 0).unwrap();
+        for i in 1..100u64 {
+            log.append(&events(i * 10 + 1..=i * 10 + 10)).unwrap();
+        }
+        // Pruned before the reader looked at the records after its first:
+        // where the file system frees them, it reads zeros there.
+        let start = log.start_after(505);
+        log.forget_upto(505);
+        log.release(start);
+        reader.refresh().unwrap();
+        reader.skip_to(start).unwrap();
+        assert!(!reader.entries().1);
+        assert_eq!(
+            reader
+                .entries_after(505)
+                .0
+                .iter()
+                .flat_map(|e| reader.events(e))
+                .collect::<Vec<_>>(),
+            events(501..=1000)
+        );
+        // Damage after where readers start is not skipped.
+        let owner_end = std::fs::metadata(log.path()).unwrap().len();
+        let f = OpenOptions::new().write(true).open(log.path()).unwrap();
+        f.write_all_at(&[0xab; 32], owner_end).unwrap();
+        reader.refresh().unwrap();
+        reader.skip_to(start).unwrap();
+        assert!(reader.entries().1, "damage after the start stays damage");
     }
 }

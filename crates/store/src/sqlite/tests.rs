@@ -943,3 +943,58 @@ fn a_store_with_blocks_in_the_table_goes_on_in_the_log() {
         .unwrap();
     assert!(blocks > 0, "the first reads stayed in the table");
 }
+
+/// A reader in another process (as `tumbler audit verify` is beside the
+/// server) never takes records freed by a prune committed during its read
+/// for damaged ones, nor sees a gap where they were.
+#[test]
+fn a_prune_during_a_read_in_another_process_is_not_damage() {
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("t.db");
+    let server = Arc::new(SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap());
+    record_many(&server, 50, "a");
+    // The server appends; this store only reads the log (the lock is taken).
+    let reader = SqliteStore::open_audited(&path, Arc::new(TestLinker)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (s, stop) = (server.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut prunes = 0;
+            while !stop.load(Ordering::Relaxed) {
+                record_many(&s, 20, "a");
+                let all = s.audit_events(&AuditQuery::default()).unwrap();
+                let cut = &all[all.len() - 30];
+                s.apply(vec![Write::PruneAudit {
+                    anchor: AuditAnchor {
+                        seq: cut.seq,
+                        mac: cut.mac.clone(),
+                        anchor_mac: vec![1],
+                        pruned_ms: 0,
+                    },
+                }])
+                .unwrap();
+                prunes += 1;
+            }
+            prunes
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut checks = 0;
+    while std::time::Instant::now() < deadline {
+        let all = reader.audit_events(&AuditQuery::default()).unwrap();
+        let first = all.first().map_or(1, |e| e.seq);
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (first..first + all.len() as u64).collect::<Vec<_>>(),
+            "a gap after {checks} checks"
+        );
+        assert!(
+            all.iter().all(|e| !e.mac.is_empty() && !e.json.is_empty()),
+            "a record read as damaged after {checks} checks"
+        );
+        checks += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let prunes = worker.join().unwrap();
+    assert!(prunes > 10 && checks > 10, "{prunes} prunes, {checks} checks");
+}
