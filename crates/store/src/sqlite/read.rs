@@ -509,8 +509,11 @@ pub(crate) fn audit_events(c: &Connection, q: &crate::AuditQuery, log: Option<&R
     let mut race = None;
     let mut records = match log {
         Some(log) => {
-            log.refresh()
-                .map_err(|e| StoreError::Backend(format!("cannot read the audit log of reads: {e}")))?;
+            let cannot = |e: std::io::Error| StoreError::Backend(format!("cannot read the audit log of reads: {e}"));
+            log.refresh().map_err(cannot)?;
+            // A reader that was behind a prune committed since found zeros
+            // where it had got to: it goes on from where the prune left readers.
+            log.skip_to(audit_log_start(c)?).map_err(cannot)?;
             let (entries, _) = log.entries_after(pruned);
             if let Some(last) = entries.last()
                 && last.last_seq() > table_last

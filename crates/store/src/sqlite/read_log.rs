@@ -194,9 +194,9 @@ impl ReadLog {
         Ok(())
     }
 
-    /// After a prune committed elsewhere: a reader whose index stopped at
-    /// what the prune has since freed (zeros, read as damage) reads the log
-    /// again from `start`, where the prune left readers.
+    /// A reader whose index stopped at what a prune has since freed (zeros,
+    /// read as damage) reads the log again from `start`, where the prune
+    /// left readers. Damage at or after `start` stays.
     pub fn skip_to(&self, start: u64) -> io::Result<()> {
         if self.owned() {
             return Ok(());
