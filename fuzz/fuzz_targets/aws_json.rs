@@ -1,6 +1,8 @@
 //! Arbitrary bytes as the JSON body of every Secrets Manager operation and
 //! as a Query (STS) form body: decoding and validation must never panic,
-//! and every failure must be one of AWS's client error codes.
+//! and every failure must be one of AWS's client error codes. The audit
+//! trail's `requestParameters` of the body keep no sensitive value and exist
+//! exactly when the body is a JSON object.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +20,26 @@ fn check<T: serde::de::DeserializeOwned>(body: &[u8], validate: fn(&T) -> Result
     }
 }
 
+/// Every member with a sensitive name, at any depth, holds only the mark.
+fn nothing_sensitive(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(map) => map.iter().all(|(k, v)| {
+            if tumbler_audit::is_sensitive_field(k) {
+                v.as_str() == Some("HIDDEN_DUE_TO_SECURITY_REASONS")
+            } else {
+                nothing_sensitive(v)
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().all(nothing_sensitive),
+        _ => true,
+    }
+}
+
 fuzz_target!(|body: &[u8]| {
+    let parameters = tumbler_audit::parameters_of_json(body);
+    let object = serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object());
+    assert_eq!(parameters.is_some(), object);
+    assert!(parameters.as_ref().is_none_or(nothing_sensitive));
     check::<sm::CreateSecretRequest>(body, sm::CreateSecretRequest::validate);
     check::<sm::GetSecretValueRequest>(body, sm::GetSecretValueRequest::validate);
     check::<sm::BatchGetSecretValueRequest>(body, sm::BatchGetSecretValueRequest::validate);
