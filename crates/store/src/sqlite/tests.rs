@@ -944,6 +944,17 @@ fn a_store_with_blocks_in_the_table_goes_on_in_the_log() {
     assert!(blocks > 0, "the first reads stayed in the table");
 }
 
+/// Prunes the events up to and including `last`.
+fn prune_upto(s: &SqliteStore, last: &StoredAuditEvent) {
+    let anchor = AuditAnchor {
+        seq: last.seq,
+        mac: last.mac.clone(),
+        anchor_mac: vec![1],
+        pruned_ms: 0,
+    };
+    s.apply(vec![Write::PruneAudit { anchor }]).unwrap();
+}
+
 /// A reader in another process (as `tumbler audit verify` is beside the
 /// server) never takes records freed by a prune committed during its read
 /// for damaged ones, nor sees a gap where they were.
@@ -964,17 +975,7 @@ fn a_prune_during_a_read_in_another_process_is_not_damage() {
     // the file system frees them, it finds zeros where it had got to.
     record_many(&server, 50, "a");
     let all = server.audit_events(&AuditQuery::default()).unwrap();
-    let cut = &all[80];
-    server
-        .apply(vec![Write::PruneAudit {
-            anchor: AuditAnchor {
-                seq: cut.seq,
-                mac: cut.mac.clone(),
-                anchor_mac: vec![1],
-                pruned_ms: 0,
-            },
-        }])
-        .unwrap();
+    prune_upto(&server, &all[80]);
     let read = reader.audit_events(&AuditQuery::default()).unwrap();
     assert_eq!(read.first().map(|e| e.seq), Some(82));
     assert!(whole(&read), "{:?}", read.iter().map(|e| e.seq).collect::<Vec<_>>());
@@ -986,16 +987,7 @@ fn a_prune_during_a_read_in_another_process_is_not_damage() {
             while !stop.load(Ordering::Relaxed) {
                 record_many(&s, 20, "a");
                 let all = s.audit_events(&AuditQuery::default()).unwrap();
-                let cut = &all[all.len() - 30];
-                s.apply(vec![Write::PruneAudit {
-                    anchor: AuditAnchor {
-                        seq: cut.seq,
-                        mac: cut.mac.clone(),
-                        anchor_mac: vec![1],
-                        pruned_ms: 0,
-                    },
-                }])
-                .unwrap();
+                prune_upto(&s, &all[all.len() - 30]);
                 prunes += 1;
                 // Far more often than anyone prunes, but not so often that
                 // a reader on a loaded machine never reads between two.
