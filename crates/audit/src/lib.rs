@@ -404,7 +404,7 @@ impl<'de> serde::de::Visitor<'de> for Parameters {
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = if is_sensitive_field(&key) {
-                map.next_value::<serde::de::IgnoredAny>()?;
+                map.next_value_seed(Discard)?;
                 Value::String(redact::REDACTED.to_owned())
             } else {
                 map.next_value_seed(Parameters)?
@@ -417,6 +417,56 @@ impl<'de> serde::de::Visitor<'de> for Parameters {
             out.insert(key, value);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// Parses one JSON value in full and keeps nothing of it: a sensitive
+/// member's value is never copied, yet a body is read as valid exactly when
+/// serde_json's own `Value` would read it (serde's `IgnoredAny` skips strings
+/// without checking their UTF-8 and numbers without their range).
+struct Discard;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Discard {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Discard {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Discard)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Discard)?.is_some() {
+            map.next_value_seed(Discard)?;
+        }
+        Ok(())
     }
 }
 
@@ -578,8 +628,8 @@ mod tests {
     #[test]
     fn parameters_parsed_in_one_pass_are_those_of_the_document() {
         // The two-pass way: a document, then renamed and redacted.
-        let document = |body: &str| {
-            serde_json::from_str::<Value>(body)
+        let document = |body: &[u8]| {
+            serde_json::from_slice::<Value>(body)
                 .ok()
                 .filter(Value::is_object)
                 .map(into_parameters)
@@ -602,11 +652,26 @@ mod tests {
             r#"{"a":}"#,
             "{\"a\":\"\u{0}\"}",
             &deep,
+            // A sensitive member's value is dropped unread, yet read in full:
+            // what is not JSON there is not JSON anywhere.
+            r#"{"Password":1e400}"#,
+            r#"{"SecretString":[{"Key":"k","Values":[1e999]}]}"#,
+            &deep.replacen("\"a\"", "\"Password\"", 1),
         ];
-        for body in bodies {
-            assert_eq!(parameters_of_json(body.as_bytes()), document(body), "{body}");
+        let mut bodies: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+        // Found by the fuzzer: bytes that are not UTF-8 inside a sensitive value.
+        bodies.push(b"{\"Name\":\"a\",\"SecretString\":[{\"Key\":\"nam\x84\",\"Values\":[\"a\"]}]}");
+        bodies.push(b"{\"SecretString\":\"\xff\"}");
+        bodies.push(b"{\"Password\":{\"\xc3\":1}}");
+        for body in &bodies {
+            assert_eq!(
+                parameters_of_json(body),
+                document(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
-        assert!(document(bodies[0]).is_some() && document(&deep).is_none());
+        assert!(document(bodies[0]).is_some() && document(deep.as_bytes()).is_none());
     }
 
     #[test]
