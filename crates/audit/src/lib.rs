@@ -174,7 +174,13 @@ impl Json {
     }
 
     fn string(&mut self, s: &str) {
-        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Without an early exit the check is vectorised: nearly every
+        // string is clean, so reading it all costs less than branching on
+        // every byte.
+        let clean = s
+            .bytes()
+            .fold(true, |clean, b| clean & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if clean {
             self.0.push(b'"');
             self.raw(s);
             self.0.push(b'"');
@@ -330,11 +336,7 @@ pub fn into_parameters(body: Value) -> Value {
                     } else {
                         into_parameters(v)
                     };
-                    let k = if k.starts_with(|c: char| c.is_ascii_uppercase()) {
-                        lower_first(&k)
-                    } else {
-                        k
-                    };
+                    let k = lower_first(k);
                     (k, v)
                 })
                 .collect(),
@@ -409,11 +411,7 @@ impl<'de> serde::de::Visitor<'de> for Parameters {
             } else {
                 map.next_value_seed(Parameters)?
             };
-            let key = if key.starts_with(|c: char| c.is_ascii_uppercase()) {
-                lower_first(&key)
-            } else {
-                key
-            };
+            let key = lower_first(key);
             out.insert(key, value);
         }
         Ok(Value::Object(out))
@@ -471,19 +469,20 @@ impl<'de> serde::de::Visitor<'de> for Discard {
 }
 
 /// `SecretId` → `secretId`; a leading run of capitals is lowered as a word
-/// (`ARN` → `arn`, not the `aRN` CloudTrail printed before 2024).
-fn lower_first(k: &str) -> String {
-    let upper_run = k.chars().take_while(char::is_ascii_uppercase).count();
+/// (`ARN` → `arn`, not the `aRN` CloudTrail printed before 2024). In place:
+/// this runs for every member of every audited request.
+fn lower_first(mut k: String) -> String {
+    let upper_run = k.bytes().take_while(u8::is_ascii_uppercase).count();
     let lower = match upper_run {
-        0 => return k.to_owned(),
-        n if n == k.chars().count() => k.len(),
+        0 => return k,
+        n if n == k.len() => n,
         1 => 1,
         // "KMSKeyId" → "kmsKeyId": the last capital starts the next word.
         n => n - 1,
     };
-    let mut out = k[..lower].to_ascii_lowercase();
-    out.push_str(&k[lower..]);
-    out
+    // ASCII capitals are one byte each: `lower` ends on a char boundary.
+    k[..lower].make_ascii_lowercase();
+    k
 }
 
 /// A GetSecretValue event for tests.
@@ -533,6 +532,13 @@ mod tests {
             "control \u{1}\n\t\u{1f} and DEL \u{7f}",
             "unicode é 秘密 🔑 and \u{2028}",
             "</script>",
+            // Each byte that needs escaping alone, near the start and far in
+            // (past the vectorised check's first lanes).
+            "only a quote \" here",
+            "only a backslash \\ here",
+            &format!("{}\u{1}{}", "a".repeat(70), "b".repeat(60)),
+            &format!("{}\"{}", "a".repeat(130), "b".repeat(9)),
+            &format!("{}\\{}", "a".repeat(100), "b".repeat(3)),
         ];
         let mut events = vec![sample_event()];
         for (i, text) in awkward.iter().enumerate() {
@@ -618,8 +624,12 @@ mod tests {
             ("KMSKeyId", "kmsKeyId"),
             ("VersionStages", "versionStages"),
             ("already", "already"),
+            ("A", "a"),
+            ("ABÉ", "aBÉ"),
+            ("ÉA", "ÉA"),
+            ("", ""),
         ] {
-            assert_eq!(lower_first(from), to);
+            assert_eq!(lower_first(from.to_owned()), to);
         }
         let v = parameters(&json!({"SecretId": "db", "Tags": [{"Key": "k", "Value": "v"}]}));
         assert_eq!(v, json!({"secretId": "db", "tags": [{"key": "k", "value": "v"}]}));
