@@ -2,7 +2,7 @@
 //! server does (who, from where, what was asked, which secret), its JSON,
 //! and its chain MAC. BENCHMARKS.md records the numbers.
 //!
-//!     cargo bench -j2 -p tumbler-audit --bench event -- --quick
+//!     cargo bench -j2 -p tumbler-audit --bench event
 
 use std::hint::black_box;
 

@@ -57,7 +57,7 @@ fn auth_params(s: &str) -> impl Iterator<Item = &str> {
 
 /// `s` split at an ASCII byte, as `str::split` would. By bytes because a
 /// `char` pattern runs a searcher made for long text, which cost more than
-/// scanning these few short fields (it was most of `parse`'s time). The
+/// scanning these few short fields (the largest part of `parse`'s time). The
 /// separator is ASCII, so every piece starts and ends on a char boundary.
 fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> + Clone {
     let mut rest = Some(s);
