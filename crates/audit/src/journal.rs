@@ -134,7 +134,7 @@ pub fn query_parameters<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>
     if map.is_empty() {
         return None;
     }
-    Some(crate::parameters(&Value::Object(map)))
+    Some(crate::into_parameters(Value::Object(map)))
 }
 
 #[cfg(test)]

@@ -560,17 +560,17 @@ async fn call(
             None if service == "cloudtrail" => e.read_only = true,
             None if service == "kms" => {
                 e.read_only = tumbler_kms::is_read_only(&e.event_name);
-                e.request_parameters = audit::json_parameters(&body);
+                e.request_parameters = tumbler_audit::parameters_of_json(&body);
             }
             None if service == "tumbler" => {
                 e.read_only = tumbler_databases::registry::is_read_only(&e.event_name)
                     || tumbler_kafka::service::is_read_only(&e.event_name)
                     || tumbler_oauth::is_read_only(&e.event_name);
-                e.request_parameters = audit::json_parameters(&body);
+                e.request_parameters = tumbler_audit::parameters_of_json(&body);
             }
             None if service == "kafka" => {
                 e.read_only = tumbler_kafka::service::is_read_only(&e.event_name);
-                let mut params = audit::json_parameters(&body).unwrap_or_else(|| serde_json::json!({}));
+                let mut params = tumbler_audit::parameters_of_json(&body).unwrap_or_else(|| serde_json::json!({}));
                 if let (Protocol::Rest { cluster_arn, .. }, Some(map)) = (&protocol, params.as_object_mut()) {
                     map.insert("clusterArn".into(), serde_json::json!(cluster_arn));
                 }
@@ -578,7 +578,7 @@ async fn call(
             }
             None => {
                 e.read_only = tumbler_secrets::is_read_only(&e.event_name);
-                e.request_parameters = audit::json_parameters(&body);
+                e.request_parameters = tumbler_audit::parameters_of_json(&body);
             }
         }
     }

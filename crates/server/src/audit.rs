@@ -126,11 +126,6 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
     u
 }
 
-/// A JSON request body as CloudTrail shows it (None if it isn't JSON).
-pub fn json_parameters(body: &[u8]) -> Option<Value> {
-    tumbler_audit::parameters_of_json(body)
-}
-
 /// Hands events of calls that changed nothing to the store, several at a
 /// time, and wakes each call once its event is stored.
 ///
