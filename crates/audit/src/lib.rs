@@ -8,8 +8,12 @@
 //! record) is the store's job; deciding what each call records is the
 //! server's.
 //!
-//! The chain: event `n` (numbered from 1) carries
-//! `mac_n = HMAC-SHA256(k, mac_{n-1} || n as 8 bytes big-endian || event JSON)`,
+//! The chain: event `n` (numbered from 1) chained on its own (an event of a
+//! change) carries
+//! `mac_n = HMAC-SHA256(k, mac_{n-1} || n as 8 bytes big-endian || event JSON)`;
+//! a batch of events of reads `f..=l`, stored as one block, carries one MAC
+//! on its last event,
+//! `mac_l = HMAC-SHA256(k, "tumbler audit block" || mac_{f-1} || f || l || the block's stored bytes)`,
 //! with `mac_0` all zeros and `k` derived from the root key. Anyone with the
 //! store but not the root key can neither forge an event nor re-chain the
 //! events after one they removed. Cutting events off the end is the one

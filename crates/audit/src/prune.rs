@@ -35,11 +35,7 @@ pub struct Pruned {
 /// newest event, whose MAC the next one links to.
 pub fn prune(store: &dyn Store, chain: &Chain, before: jiff::Timestamp, now_ms: i64) -> Result<Pruned, PruneError> {
     let anchor = store.audit_anchor()?;
-    let (mut prev, mut next) = match &anchor {
-        Some(a) => (a.mac.clone(), a.seq + 1),
-        None => (vec![0u8; 32], 1),
-    };
-    let start = next - 1;
+    let start = anchor.as_ref().map_or(0, |a| a.seq);
     let newest = store
         .audit_events(&AuditQuery {
             descending: true,
@@ -48,17 +44,19 @@ pub fn prune(store: &dyn Store, chain: &Chain, before: jiff::Timestamp, now_ms: 
         })?
         .first()
         .map_or(0, |e| e.seq);
-    // Verify the anchor once, with no events: it is what the pruned chain hangs from.
-    chain
-        .verify_from(anchor.as_ref(), std::iter::empty())
-        .map_err(|b| PruneError::Broken {
-            seq: b.seq,
-            reason: b.reason,
-        })?;
+    let broken = |b: crate::ChainBreak| PruneError::Broken {
+        seq: b.seq,
+        reason: b.reason,
+    };
+    // The anchor is checked first: it is what the pruned chain hangs from.
+    let mut walk = chain.walk_from(anchor.as_ref()).map_err(broken)?;
+    // The last link checked: the anchor goes there (a prune never ends
+    // inside a block, whose events share the MAC at its end).
     let mut last: Option<(u64, Vec<u8>)> = None;
+    let mut after = start;
     'pages: loop {
         let page = store.audit_events(&AuditQuery {
-            after_seq: next - 1,
+            after_seq: after,
             limit: PAGE,
             ..AuditQuery::default()
         })?;
@@ -67,17 +65,11 @@ pub fn prune(store: &dyn Store, chain: &Chain, before: jiff::Timestamp, now_ms: 
             if e.seq >= newest || !recorded_before(&e.json, before) {
                 break 'pages;
             }
-            if e.seq != next {
-                let reason = format!("event {next} is missing (the next stored event is {})", e.seq);
-                return Err(PruneError::Broken { seq: next, reason });
+            after = e.seq;
+            let e = crate::StoredEvent::from(e);
+            if walk.step(&e).map_err(broken)? {
+                last = Some((e.seq, e.mac));
             }
-            if e.mac.as_slice() != chain.link(&prev, e.seq, &e.json).as_slice() {
-                let reason = format!("event {} does not match its chain MAC", e.seq);
-                return Err(PruneError::Broken { seq: e.seq, reason });
-            }
-            prev = e.mac.clone();
-            next += 1;
-            last = Some((e.seq, e.mac));
         }
         if !full {
             break;
@@ -146,11 +138,7 @@ mod tests {
             .audit_events(&AuditQuery::default())
             .unwrap()
             .into_iter()
-            .map(|e| crate::StoredEvent {
-                seq: e.seq,
-                json: e.json,
-                mac: e.mac,
-            })
+            .map(crate::StoredEvent::from)
             .collect()
     }
 
@@ -196,6 +184,62 @@ mod tests {
         let anchor = store.audit_anchor().unwrap().unwrap();
         assert_eq!(c.verify_from(Some(&anchor), all(&store)).unwrap().events, 7);
         drop(store);
+    }
+
+    /// Events of reads on `days`, recorded as one batch (one block).
+    fn record_reads(store: &SqliteStore, days: &[u32]) {
+        let events = days
+            .iter()
+            .map(|d| AuditRecord {
+                json: format!(r#"{{"eventTime":"2026-01-{d:02}T00:00:00Z","eventName":"Get{d}"}}"#),
+            })
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.record(
+            events,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_prune_ends_at_the_end_of_a_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let c = chain();
+        let store = SqliteStore::open_audited(&path, c.clone()).unwrap();
+        record_reads(&store, &[1, 2, 3]);
+        record_reads(&store, &[4, 5, 6]);
+        record(&store, 7);
+        let blocks = all(&store);
+        assert!(
+            blocks[..2].iter().all(|e| e.mac.is_empty()),
+            "events 1 to 3 are one block"
+        );
+        // Events 1 to 4 are older than day 5, but 4 shares its block's MAC
+        // with 5 and 6: the prune stops after the block before.
+        assert_eq!(
+            prune(&store, &c, day(5), 1).unwrap(),
+            Pruned {
+                events: 3,
+                through_seq: 3
+            }
+        );
+        let anchor = store.audit_anchor().unwrap().unwrap();
+        let left = all(&store);
+        assert_eq!(left.first().map(|e| e.seq), Some(4));
+        assert_eq!(c.verify_from(Some(&anchor), left).unwrap().events, 7);
+        assert_eq!(
+            prune(&store, &c, day(7), 2).unwrap(),
+            Pruned {
+                events: 3,
+                through_seq: 6
+            }
+        );
+        let anchor = store.audit_anchor().unwrap().unwrap();
+        assert_eq!(c.verify_from(Some(&anchor), all(&store)).unwrap().events, 7);
     }
 
     #[test]

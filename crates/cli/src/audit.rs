@@ -126,11 +126,7 @@ fn each(
         let n = page.len();
         for e in page {
             after = e.seq;
-            f(StoredEvent {
-                seq: e.seq,
-                json: e.json,
-                mac: e.mac,
-            })?;
+            f(StoredEvent::from(e))?;
             seen += 1;
             if limit > 0 && seen >= limit {
                 return Ok(());
@@ -188,15 +184,7 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
                         Ok(p) => {
                             done = p.len() < PAGE;
                             after = p.last().map_or(after, |e| e.seq);
-                            page = p
-                                .into_iter()
-                                .map(|e| StoredEvent {
-                                    seq: e.seq,
-                                    json: e.json,
-                                    mac: e.mac,
-                                })
-                                .collect::<Vec<_>>()
-                                .into_iter();
+                            page = p.into_iter().map(StoredEvent::from).collect::<Vec<_>>().into_iter();
                         }
                         Err(e) => {
                             read_error = Some(e);

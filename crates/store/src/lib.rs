@@ -17,7 +17,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-pub use sqlite::{SqliteStore, audit_log_events, decode_audit_block, encode_audit_block};
+pub use sqlite::{SqliteStore, audit_log_events, decode_audit_block, encode_audit_block, encode_sealed_audit_block};
 
 /// Failures a caller can act on; anything else is `Backend`.
 #[derive(Debug, thiserror::Error)]
@@ -489,6 +489,10 @@ pub struct AuditRecord {
 /// commit order; the key stays with the implementor (tumbler-audit).
 pub trait AuditLinker: Send + Sync + 'static {
     fn link(&self, prev: &[u8], seq: u64, json: &str) -> Vec<u8>;
+    /// The MAC of a block of events `first..=last` after the link `prev`,
+    /// over the block's stored bytes (`StoredAuditEvent::block`): one MAC
+    /// for a whole batch of events of reads, over their compressed form.
+    fn link_block(&self, prev: &[u8], first: u64, last: u64, block: &[u8]) -> Vec<u8>;
 }
 
 /// Where the audit chain starts after pruning: events `1..=seq` are gone
@@ -502,11 +506,17 @@ pub struct AuditAnchor {
 }
 
 /// An event as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// An event chained on its own carries its MAC. Events chained as a block
+/// (a batch of events of reads) share one MAC over the block's bytes: every
+/// event of the block but the last has an empty `mac`; the last carries the
+/// block's MAC and, in `block`, the bytes it was computed over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredAuditEvent {
     pub seq: u64,
     pub json: String,
     pub mac: Vec<u8>,
+    pub block: Option<Vec<u8>>,
 }
 
 /// Which events `audit_events` returns, in `seq` order. String filters

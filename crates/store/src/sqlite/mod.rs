@@ -26,7 +26,10 @@ use crate::{
 };
 
 /// How a row of events of reads is stored; public for the fuzz targets.
-pub use audit_rows::{decode_block as decode_audit_block, encode_block as encode_audit_block};
+pub use audit_rows::{
+    decode_block as decode_audit_block, encode_block as encode_audit_block,
+    encode_sealed_block as encode_sealed_audit_block,
+};
 
 /// Every event that can be read from an audit log of reads (the file
 /// `<db>-audit`), damaged records as events with empty JSON; for the fuzz

@@ -9,7 +9,8 @@
 //!
 //! Format: records one after another, each a 20-byte header (magic `tAL1`,
 //! body length u32 LE, first event's number u64 LE, event count u32 LE) and a
-//! body that is an audit block (`audit_rows::encode_block`). One process
+//! body that is an audit block (`audit_rows`: version 2, one MAC a record,
+//! is what this version appends). One process
 //! appends (the one holding the file's exclusive lock: the server); any
 //! process reads, and sees a record once all its bytes are in the file.
 //!
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::audit_rows::{decode_block, encode_block};
+use super::audit_rows::decode_block;
 use crate::StoredAuditEvent;
 
 const MAGIC: [u8; 4] = *b"tAL1";
@@ -157,20 +158,19 @@ impl ReadLog {
         self.lock_appender().is_some()
     }
 
-    /// Append one record holding `events` (consecutive numbers). On an
-    /// error nothing is left behind: the record is cut off again.
-    pub fn append(&self, events: &[StoredAuditEvent]) -> io::Result<()> {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    /// Append one record: a block (`body`) of `count` events numbered from
+    /// `first_seq`. On an error nothing is left behind: the record is cut
+    /// off again.
+    pub fn append(&self, first_seq: u64, count: u32, body: &[u8]) -> io::Result<()> {
+        if count == 0 {
             return Ok(());
-        };
-        debug_assert_eq!(last.seq + 1 - first.seq, events.len() as u64);
-        let body = encode_block(events);
+        }
         let mut record = Vec::with_capacity(HEADER + body.len());
         record.extend_from_slice(&MAGIC);
         record.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        record.extend_from_slice(&first.seq.to_le_bytes());
-        record.extend_from_slice(&(events.len() as u32).to_le_bytes());
-        record.extend_from_slice(&body);
+        record.extend_from_slice(&first_seq.to_le_bytes());
+        record.extend_from_slice(&count.to_le_bytes());
+        record.extend_from_slice(body);
         let mut appender = self.lock_appender();
         let Some(file) = appender.as_mut() else {
             return Err(io::Error::other("this process does not own the audit log of reads"));
@@ -185,8 +185,8 @@ impl ReadLog {
         }
         self.dirty.store(true, Ordering::Release);
         index.entries.push(Entry {
-            first_seq: first.seq,
-            count: events.len() as u32,
+            first_seq,
+            count,
             offset,
             len: body.len() as u32,
         });
@@ -393,8 +393,7 @@ fn damaged(seq: u64, why: &str) -> Vec<StoredAuditEvent> {
     tracing::warn!(seq, error = why, "a record of the audit log of reads cannot be read");
     vec![StoredAuditEvent {
         seq,
-        json: String::new(),
-        mac: Vec::new(),
+        ..Default::default()
     }]
 }
 
@@ -402,20 +401,35 @@ fn damaged(seq: u64, why: &str) -> Vec<StoredAuditEvent> {
 mod tests {
     use super::*;
 
-    fn event(seq: u64) -> StoredAuditEvent {
-        StoredAuditEvent {
-            seq,
-            json: format!(r#"{{"eventName":"GetSecretValue","requestID":"{seq}"}}"#),
-            mac: vec![seq as u8; 32],
-        }
+    /// What a reader should see of event `seq`: its number and JSON.
+    fn event(seq: u64) -> (u64, String) {
+        (seq, format!(r#"{{"eventName":"GetSecretValue","requestID":"{seq}"}}"#))
     }
 
-    fn events(range: std::ops::RangeInclusive<u64>) -> Vec<StoredAuditEvent> {
+    fn events(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, String)> {
         range.map(event).collect()
     }
 
-    fn all(log: &ReadLog) -> Vec<StoredAuditEvent> {
-        log.entries().0.iter().flat_map(|e| log.events(e)).collect()
+    /// Append the events of `range` as one record, "sealed" with the last
+    /// number as its MAC.
+    fn append(log: &ReadLog, range: std::ops::RangeInclusive<u64>) -> io::Result<()> {
+        let jsons: Vec<String> = range.clone().map(|s| event(s).1).collect();
+        let last = *range.end();
+        let body =
+            super::super::audit_rows::encode_sealed_block(jsons.iter().map(String::as_str), |_| vec![last as u8; 32]);
+        log.append(*range.start(), jsons.len() as u32, &body)
+    }
+
+    fn read(events: Vec<StoredAuditEvent>) -> Vec<(u64, String)> {
+        events.into_iter().map(|e| (e.seq, e.json)).collect()
+    }
+
+    fn all(log: &ReadLog) -> Vec<(u64, String)> {
+        read(log.entries().0.iter().flat_map(|e| log.events(e)).collect())
+    }
+
+    fn last_event(log: &ReadLog) -> Option<(u64, Vec<u8>)> {
+        log.last_event().map(|e| (e.seq, e.mac))
     }
 
     fn owned_log(dir: &Path) -> ReadLog {
@@ -428,7 +442,7 @@ mod tests {
     fn written(dir: &Path, batches: &[std::ops::RangeInclusive<u64>]) -> PathBuf {
         let log = owned_log(dir);
         for b in batches {
-            log.append(&events(b.clone())).unwrap();
+            append(&log, b.clone()).unwrap();
         }
         log.path().to_owned()
     }
@@ -437,10 +451,10 @@ mod tests {
     fn appended_records_read_back_here_and_in_another_reader() {
         let dir = tempfile::tempdir().unwrap();
         let log = owned_log(dir.path());
-        log.append(&events(1..=3)).unwrap();
-        log.append(&events(4..=4)).unwrap();
+        append(&log, 1..=3).unwrap();
+        append(&log, 4..=4).unwrap();
         assert_eq!(all(&log), events(1..=4));
-        assert_eq!(log.last_event(), Some(event(4)));
+        assert_eq!(last_event(&log), Some((4, vec![4; 32])));
         assert_eq!(log.entries_after(3).0.len(), 1);
         assert_eq!(log.entries_after(2).0.len(), 2);
 
@@ -448,7 +462,7 @@ mod tests {
         let reader = ReadLog::open(log.path(), 0).unwrap();
         assert_eq!(all(&reader), events(1..=4));
         assert!(!reader.take_over().unwrap(), "only one appender at a time");
-        log.append(&events(5..=6)).unwrap();
+        append(&log, 5..=6).unwrap();
         reader.refresh().unwrap();
         assert_eq!(all(&reader), events(1..=6));
         log.sync().unwrap();
@@ -468,7 +482,7 @@ mod tests {
         drop(reader);
         let log = owned_log(dir.path());
         assert_eq!(all(&log), events(1..=2));
-        log.append(&events(3..=3)).unwrap();
+        append(&log, 3..=3).unwrap();
         assert_eq!(all(&ReadLog::open(&path, 0).unwrap()), events(1..=3));
     }
 
@@ -484,7 +498,7 @@ mod tests {
         assert_eq!((all(&reader), reader.entries().1), (events(1..=2), false));
         let log = owned_log(dir.path());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole.len() as u64);
-        log.append(&events(3..=3)).unwrap();
+        append(&log, 3..=3).unwrap();
         assert_eq!(all(&ReadLog::open(&path, 0).unwrap()), events(1..=3));
         // Zeros followed by anything else are damage.
         lost.push(1);
@@ -498,15 +512,17 @@ mod tests {
         let path = written(dir.path(), &[1..=2, 3..=4, 5..=6, 7..=8]);
         let bytes = std::fs::read(&path).unwrap();
         let second = HEADER + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
-        // Every byte flipped: never a panic, and never the same events.
+        let stored = |log: &ReadLog| log.entries().0.iter().flat_map(|e| log.events(e)).collect::<Vec<_>>();
+        let intact = stored(&ReadLog::open(&path, 0).unwrap());
+        // Every byte flipped: never a panic, and never the same events (a
+        // flipped MAC is an event with another MAC, which verify refuses).
         for i in 0..bytes.len() {
             let mut edited = bytes.clone();
             edited[i] ^= 0x24;
             std::fs::write(&path, &edited).unwrap();
             let reader = ReadLog::open(&path, 0).unwrap();
             let (_, damaged) = reader.entries();
-            let read = all(&reader);
-            assert!(damaged || read != events(1..=8), "byte {i}");
+            assert!(damaged || stored(&reader) != intact, "byte {i}");
         }
         // A damaged header stops readers, and the appender refuses to go on.
         let mut edited = bytes.clone();
@@ -518,11 +534,12 @@ mod tests {
         assert!(!log.take_over().unwrap());
         // A damaged body reads as one empty event where its events were.
         let mut edited = bytes.clone();
-        edited[second + HEADER + 6] ^= 0xff;
+        // (Past the block's version, MAC and size: in its compressed events.)
+        edited[second + HEADER + 2 + 32 + 4 + 2] ^= 0xff;
         std::fs::write(&path, &edited).unwrap();
         let read = all(&ReadLog::open(&path, 0).unwrap());
-        assert_eq!(read[2].seq, 3);
-        assert!(read[2].json.is_empty() || read[2] != event(3));
+        assert_eq!(read[2].0, 3);
+        assert!(read[2].1.is_empty() || read[2] != event(3));
     }
 
     #[test]
@@ -530,7 +547,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = owned_log(dir.path());
         for i in 0..100u64 {
-            log.append(&events(i * 10 + 1..=i * 10 + 10)).unwrap();
+            append(&log, i * 10 + 1..=i * 10 + 10).unwrap();
         }
         let start = log.start_after(505);
         log.forget_upto(505);
@@ -540,18 +557,18 @@ mod tests {
         let reader = ReadLog::open(log.path(), start).unwrap();
         assert_eq!(all(&reader), events(501..=1000));
         assert!(!reader.entries().1);
-        log.append(&events(1001..=1001)).unwrap();
-        assert_eq!(log.last_event(), Some(event(1001)));
+        append(&log, 1001..=1001).unwrap();
+        assert_eq!(last_event(&log), Some((1001, vec![1001u64 as u8; 32])));
     }
 
     #[test]
     fn a_reader_behind_a_prune_goes_on_from_where_it_left_readers() {
         let dir = tempfile::tempdir().unwrap();
         let log = owned_log(dir.path());
-        log.append(&events(1..=10)).unwrap();
+        append(&log, 1..=10).unwrap();
         let reader = ReadLog::open(log.path(), 0).unwrap();
         for i in 1..100u64 {
-            log.append(&events(i * 10 + 1..=i * 10 + 10)).unwrap();
+            append(&log, i * 10 + 1..=i * 10 + 10).unwrap();
         }
         // Pruned before the reader looked at the records after its first:
         // where the file system frees them, it reads zeros there.
@@ -562,12 +579,14 @@ mod tests {
         reader.skip_to(start).unwrap();
         assert!(!reader.entries().1);
         assert_eq!(
-            reader
-                .entries_after(505)
-                .0
-                .iter()
-                .flat_map(|e| reader.events(e))
-                .collect::<Vec<_>>(),
+            read(
+                reader
+                    .entries_after(505)
+                    .0
+                    .iter()
+                    .flat_map(|e| reader.events(e))
+                    .collect()
+            ),
             events(501..=1000)
         );
         // Damage after where readers start is not skipped.

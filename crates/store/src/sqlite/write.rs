@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::audit_rows::{encode_block, events_of, insert_row};
+use super::audit_rows::{encode_block, encode_sealed_block, events_of, insert_row};
 use super::backend;
 use super::cache::{Cache, Changed};
 use super::read_log::ReadLog;
@@ -84,33 +84,26 @@ pub(crate) fn lock_head(head: &SharedHead) -> MutexGuard<'_, ChainHead> {
     head.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Number and chain events after `head`, moving it on.
-pub(crate) fn seal(linker: &dyn AuditLinker, head: &mut ChainHead, events: Vec<AuditRecord>) -> Vec<StoredAuditEvent> {
-    events
-        .into_iter()
-        .map(|e| {
-            let seq = head.seq + 1;
-            let mac = linker.link(&head.mac, seq, &e.json);
-            head.seq = seq;
-            head.mac.clone_from(&mac);
-            StoredAuditEvent { seq, json: e.json, mac }
-        })
-        .collect()
-}
-
-/// Append events of reads to the log, chained after `head` (moved on only
-/// if they are stored).
+/// Append events of reads to the log as one block, chained as one after
+/// `head` (moved on only if they are stored).
 pub(crate) fn log_reads(
     log: &ReadLog,
     linker: &dyn AuditLinker,
     head: &mut ChainHead,
     events: Vec<AuditRecord>,
 ) -> Result<()> {
-    let mut next = head.clone();
-    let sealed = seal(linker, &mut next, events);
-    log.append(&sealed)
+    let Some(count) = u32::try_from(events.len()).ok().filter(|&n| n > 0) else {
+        return Ok(());
+    };
+    let (first, last) = (head.seq + 1, head.seq + u64::from(count));
+    let mut mac = Vec::new();
+    let body = encode_sealed_block(events.iter().map(|e| e.json.as_str()), |sealed| {
+        mac = linker.link_block(&head.mac, first, last, sealed);
+        mac.clone()
+    });
+    log.append(first, count, &body)
         .map_err(|e| StoreError::Backend(format!("cannot append to the audit log of reads: {e}")))?;
-    *head = next;
+    *head = ChainHead { seq: last, mac };
     Ok(())
 }
 
@@ -418,6 +411,7 @@ impl Writer {
                 seq,
                 json: event.json,
                 mac: mac.clone(),
+                block: None,
             });
         } else {
             // Numbers run in row order: the reads before this event are stored first.
@@ -474,7 +468,9 @@ impl Writer {
             }
             log_start = log.start_after(anchor.seq);
         }
-        if !newer || stored.as_deref() != Some(anchor.mac.as_slice()) {
+        // The anchor must be a link of the chain: an event chained on its own
+        // or a block's last (events inside a block carry no MAC).
+        if !newer || anchor.mac.is_empty() || stored.as_deref() != Some(anchor.mac.as_slice()) {
             return Err(StoreError::NotFound);
         }
         conn.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")
