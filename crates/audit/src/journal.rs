@@ -66,19 +66,19 @@ impl Journal for CallJournal {
         self.committed.store(true, Ordering::Release);
     }
 
-    fn resource(&self, arn: &str, account: &str, kind: &str) {
+    fn resource(&self, arn: &str, account: &str, kind: &'static str) {
         if let Some(event) = self.event.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             add_resource(event, arn, account, kind);
         }
     }
 }
 
-fn add_resource(event: &mut AuditEvent, arn: &str, account: &str, kind: &str) {
+fn add_resource(event: &mut AuditEvent, arn: &str, account: &str, kind: &'static str) {
     if !event.resources.iter().any(|r| r.arn == arn) {
         event.resources.push(Resource {
             arn: arn.to_owned(),
             account_id: account.to_owned(),
-            kind: Some(kind.to_owned()),
+            kind: Some(kind.into()),
         });
     }
 }

@@ -32,8 +32,15 @@ pub use lookup::lookup_events;
 pub use prune::{PruneError, Pruned, prune};
 pub use redact::{is_sensitive_field, redact};
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A string that is most often one of a few constants (`"AwsApiCall"`), so
+/// that building an event does not allocate them.
+pub type Text = Cow<'static, str>;
 
 /// CloudTrail's event format version that these events follow.
 pub const EVENT_VERSION: &str = "1.08";
@@ -43,12 +50,13 @@ pub const EVENT_VERSION: &str = "1.08";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
-    pub event_version: String,
-    pub user_identity: UserIdentity,
+    pub event_version: Text,
+    /// Shared by a caller's events (the server keeps one per access key).
+    pub user_identity: Arc<UserIdentity>,
     /// RFC 3339, UTC, whole seconds (`2026-11-23T12:00:00Z`).
     pub event_time: String,
     /// `secretsmanager.amazonaws.com`, `sts.amazonaws.com`, ...
-    pub event_source: String,
+    pub event_source: Text,
     /// The operation, e.g. `GetSecretValue`.
     pub event_name: String,
     pub aws_region: String,
@@ -71,10 +79,10 @@ pub struct AuditEvent {
     /// ARNs of the resources the call named or touched.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub resources: Vec<Resource>,
-    pub event_type: String,
+    pub event_type: Text,
     pub management_event: bool,
     pub recipient_account_id: String,
-    pub event_category: String,
+    pub event_category: Text,
     pub tls_details: Option<TlsDetails>,
 }
 
@@ -84,7 +92,7 @@ pub struct AuditEvent {
 pub struct UserIdentity {
     /// `IAMUser`, `AssumedRole`, `Root`, or `Unknown` for unauthenticated calls.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Text,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub principal_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -143,7 +151,7 @@ pub struct Resource {
     #[serde(rename = "accountId")]
     pub account_id: String,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -209,9 +217,9 @@ impl Json {
         self.string(value);
     }
 
-    fn optional(&mut self, first: &mut bool, key: &str, value: &Option<String>) {
+    fn optional<S: AsRef<str>>(&mut self, first: &mut bool, key: &str, value: &Option<S>) {
         if let Some(v) = value {
-            self.member(first, key, v);
+            self.member(first, key, v.as_ref());
         }
     }
 
@@ -235,7 +243,7 @@ impl Json {
         self.0.push(b'{');
         self.member(first, "eventVersion", &e.event_version);
         self.key(first, "userIdentity");
-        self.user_identity(&e.user_identity);
+        self.shared_user_identity(&e.user_identity);
         self.member(first, "eventTime", &e.event_time);
         self.member(first, "eventSource", &e.event_source);
         self.member(first, "eventName", &e.event_name);
@@ -281,6 +289,32 @@ impl Json {
             None => self.raw("null"),
         }
         self.0.push(b'}');
+    }
+
+    /// A caller's identity is the same in each of its events (one `Arc`),
+    /// and its JSON is about a fifth of an event's: the last few written on
+    /// this thread are kept. Holding the `Arc` keeps the identity from being
+    /// changed (only an `Arc` held once can be) or freed and its address
+    /// reused, so a kept JSON is always exactly this identity's.
+    fn shared_user_identity(&mut self, u: &Arc<UserIdentity>) {
+        type Kept = [Option<(Arc<UserIdentity>, Box<str>)>; 4];
+        thread_local! {
+            static KEPT: std::cell::RefCell<(Kept, usize)> = const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+        }
+        KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            let (slots, next) = &mut *kept;
+            if let Some((_, json)) = slots.iter().flatten().find(|(k, _)| Arc::ptr_eq(k, u)) {
+                self.raw(json);
+                return;
+            }
+            let start = self.0.len();
+            self.user_identity(u);
+            // Only what is written here as UTF-8 whole strings and ASCII.
+            let json = String::from_utf8_lossy(&self.0[start..]).into();
+            slots[*next] = Some((u.clone(), json));
+            *next = (*next + 1) % slots.len();
+        })
     }
 
     fn user_identity(&mut self, u: &UserIdentity) {
@@ -495,11 +529,11 @@ pub(crate) fn sample_event() -> AuditEvent {
     use serde_json::json;
     AuditEvent {
         event_version: EVENT_VERSION.into(),
-        user_identity: UserIdentity {
+        user_identity: Arc::new(UserIdentity {
             kind: "IAMUser".into(),
             arn: Some("arn:aws:iam::000000000000:user/admin".into()),
             ..Default::default()
-        },
+        }),
         event_time: "2026-11-23T12:00:00Z".into(),
         event_source: "secretsmanager.amazonaws.com".into(),
         event_name: "GetSecretValue".into(),
@@ -550,9 +584,9 @@ mod tests {
             let with_all = i % 2 == 0;
             let some = |s: &str| with_all.then(|| t(s));
             events.push(AuditEvent {
-                event_version: t("1.08"),
-                user_identity: UserIdentity {
-                    kind: t("AssumedRole"),
+                event_version: t("1.08").into(),
+                user_identity: Arc::new(UserIdentity {
+                    kind: t("AssumedRole").into(),
                     principal_id: some("AROA:s"),
                     arn: some("arn"),
                     account_id: Some(t("0")),
@@ -573,9 +607,9 @@ mod tests {
                         source_identity: some("src"),
                     }),
                     invoked_by: some("svc"),
-                },
+                }),
                 event_time: t("2026"),
-                event_source: t("kms.amazonaws.com"),
+                event_source: t("kms.amazonaws.com").into(),
                 event_name: t("Decrypt"),
                 aws_region: t("eu-west-1"),
                 source_ip_address: t("::1"),
@@ -593,7 +627,7 @@ mod tests {
                         Resource {
                             arn: t("arn:1"),
                             account_id: t("0"),
-                            kind: Some(t("AWS::KMS::Key")),
+                            kind: Some(t("AWS::KMS::Key").into()),
                         },
                         Resource {
                             arn: t("arn:2"),
@@ -604,10 +638,10 @@ mod tests {
                 } else {
                     Vec::new()
                 },
-                event_type: t("AwsApiCall"),
+                event_type: t("AwsApiCall").into(),
                 management_event: !with_all,
                 recipient_account_id: t("0"),
-                event_category: t("Management"),
+                event_category: t("Management").into(),
                 tls_details: with_all.then(|| TlsDetails {
                     tls_version: t("TLSv1.3"),
                     cipher_suite: t("TLS_AES_128_GCM_SHA256"),
@@ -617,6 +651,36 @@ mod tests {
         for e in &events {
             assert_eq!(e.to_json(), serde_json::to_string(e).unwrap());
             assert_eq!(&serde_json::from_str::<AuditEvent>(&e.to_json()).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn a_shared_identity_is_written_as_it_is_now() {
+        let mut e = sample_event();
+        assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
+        assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
+        // Changed in place (the kept JSON holds the identity, so this copies
+        // it), more times than identities are kept: each written as it is.
+        for n in 0..10 {
+            Arc::make_mut(&mut e.user_identity).user_name = Some(format!("u{n}"));
+            let json = e.to_json();
+            assert_eq!(json, serde_json::to_string(&e).unwrap());
+            assert!(json.contains(&format!(r#""userName":"u{n}""#)));
+        }
+        // Identities that differ only in where they are: each its own.
+        let twins: Vec<AuditEvent> = (0..6)
+            .map(|n| AuditEvent {
+                user_identity: Arc::new(UserIdentity {
+                    access_key_id: Some(format!("AKIA{}", n % 2)),
+                    ..(*e.user_identity).clone()
+                }),
+                ..sample_event()
+            })
+            .collect();
+        for _ in 0..2 {
+            for t in &twins {
+                assert_eq!(t.to_json(), serde_json::to_string(t).unwrap());
+            }
         }
     }
 

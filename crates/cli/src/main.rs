@@ -404,6 +404,7 @@ fn server(args: ServerArgs) -> Result<()> {
             secrets: setup.secrets,
             kms: setup.kms,
             audit_sink: tumbler_server::audit::AuditSink::new(setup.store),
+            audit_identities: Default::default(),
             audit: match args.audit {
                 AuditSetting::FailClosed => AuditMode::FailClosed,
                 AuditSetting::FailOpen => AuditMode::FailOpen,

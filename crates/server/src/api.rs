@@ -522,7 +522,7 @@ async fn call(
             Err(_) => ("", ""),
         };
         if !service.is_empty() {
-            e.event_source = format!("{service}.amazonaws.com");
+            e.event_source = audit::event_source(service);
         }
         e.event_name = name.to_owned();
     }
@@ -588,13 +588,14 @@ async fn call(
             tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
             if let Some(event) = trail.event() {
                 // The caller is unproven: record the key it claimed.
-                event.user_identity.access_key_id = tumbler_sigv4::parse(parts).ok().map(|a| a.access_key_id);
+                Arc::make_mut(&mut event.user_identity).access_key_id =
+                    tumbler_sigv4::parse(parts).ok().map(|a| a.access_key_id);
             }
             return (format, Err(e));
         }
     };
     if let Some(e) = trail.event() {
-        e.user_identity = audit::user_identity(&caller.principal, &caller.access_key_id);
+        e.user_identity = state.audit_identities.of(&caller.principal, &caller.access_key_id);
         e.aws_region = caller.region.clone();
         e.recipient_account_id = caller.principal.account.clone();
     }

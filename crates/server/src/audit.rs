@@ -2,6 +2,7 @@
 //! the store: with the call's change (through the domain's commit), or on
 //! its own, group-committed, before the response is sent.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -24,6 +25,21 @@ pub enum AuditMode {
 
 /// The longest user agent kept in an event.
 const MAX_USER_AGENT: usize = 1024;
+
+/// `secretsmanager.amazonaws.com` for `secretsmanager`: the services served
+/// here without building the string each call.
+pub fn event_source(service: &str) -> tumbler_audit::Text {
+    match service {
+        "secretsmanager" => "secretsmanager.amazonaws.com".into(),
+        "kms" => "kms.amazonaws.com".into(),
+        "sts" => "sts.amazonaws.com".into(),
+        "iam" => "iam.amazonaws.com".into(),
+        "kafka" => "kafka.amazonaws.com".into(),
+        "cloudtrail" => "cloudtrail.amazonaws.com".into(),
+        "tumbler" => "tumbler.amazonaws.com".into(),
+        other => format!("{other}.amazonaws.com").into(),
+    }
+}
 
 /// `2026-11-23T12:00:00Z`, formatted once per second per thread.
 fn event_time() -> String {
@@ -48,14 +64,18 @@ pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String) 
         .and_then(|v| v.to_str().ok())
         .map(|ua| truncate(ua, MAX_USER_AGENT))
         .unwrap_or_default();
-    AuditEvent {
-        event_version: tumbler_audit::EVENT_VERSION.into(),
-        user_identity: UserIdentity {
+    /// Until the caller is known; shared by the events of every call.
+    static UNKNOWN: std::sync::LazyLock<Arc<UserIdentity>> = std::sync::LazyLock::new(|| {
+        Arc::new(UserIdentity {
             kind: "Unknown".into(),
             ..Default::default()
-        },
+        })
+    });
+    AuditEvent {
+        event_version: tumbler_audit::EVENT_VERSION.into(),
+        user_identity: UNKNOWN.clone(),
         event_time: event_time(),
-        event_source: String::new(),
+        event_source: "".into(),
         event_name: String::new(),
         aws_region: String::new(),
         source_ip_address: info.peer_ip.as_str().to_owned(),
@@ -124,6 +144,38 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
         });
     }
     u
+}
+
+/// Each caller's `userIdentity`, built once per access key and shared by
+/// its events (which then also share its JSON: `tumbler_audit`).
+#[derive(Default)]
+pub struct Identities(std::sync::Mutex<HashMap<String, KeptIdentity>>);
+
+/// The principal an identity was built for, and the identity.
+type KeptIdentity = (Arc<Principal>, Arc<UserIdentity>);
+
+/// Callers kept before the map starts over (each is a few hundred bytes).
+const MAX_IDENTITIES: usize = 4096;
+
+impl Identities {
+    pub fn of(&self, principal: &Arc<Principal>, access_key_id: &str) -> Arc<UserIdentity> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // The same principal: the identity layer replaces it when it changes.
+        if let Some((p, identity)) = kept.get(access_key_id)
+            && Arc::ptr_eq(p, principal)
+        {
+            return identity.clone();
+        }
+        let identity = Arc::new(user_identity(principal, access_key_id));
+        // A session's principal is made per request from its token.
+        if principal.session.is_none() {
+            if kept.len() >= MAX_IDENTITIES {
+                kept.clear();
+            }
+            kept.insert(access_key_id.to_owned(), (principal.clone(), identity.clone()));
+        }
+        identity
+    }
 }
 
 /// Hands events of calls that changed nothing to the store, several at a
@@ -384,7 +436,7 @@ pub fn oauth_token_event(
     };
     if let Some(arn) = &principal {
         let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
-        e.user_identity = UserIdentity {
+        e.user_identity = Arc::new(UserIdentity {
             kind: if arn.contains(":role/") {
                 "AssumedRole"
             } else {
@@ -394,7 +446,7 @@ pub fn oauth_token_event(
             arn: Some(arn.clone()),
             account_id: Some(account.clone()),
             ..Default::default()
-        };
+        });
         e.recipient_account_id = account;
     }
     e.request_parameters = Some(serde_json::json!({"grantType": "client_credentials", "clientId": client}));
@@ -417,7 +469,7 @@ fn service_event(
     service: &str,
     name: &str,
     region_account: (&str, &str),
-    arn_kind: (&str, &str),
+    arn_kind: (&str, &'static str),
     event_id: String,
 ) -> AuditRecord {
     AuditRecord {
@@ -429,18 +481,18 @@ fn service_event_unsealed(
     service: &str,
     name: &str,
     (region, account): (&str, &str),
-    (arn, kind): (&str, &str),
+    (arn, kind): (&str, &'static str),
     event_id: String,
 ) -> AuditEvent {
     AuditEvent {
         event_version: tumbler_audit::EVENT_VERSION.into(),
-        user_identity: UserIdentity {
+        user_identity: Arc::new(UserIdentity {
             kind: "AWSService".into(),
             invoked_by: Some(service.into()),
             ..Default::default()
-        },
+        }),
         event_time: event_time(),
-        event_source: service.into(),
+        event_source: service.to_owned().into(),
         event_name: name.into(),
         aws_region: region.into(),
         source_ip_address: service.into(),

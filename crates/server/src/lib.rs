@@ -36,6 +36,8 @@ pub struct AppState {
     pub kms: Arc<tumbler_kms::Kms>,
     /// Where events of calls that changed nothing go.
     pub audit_sink: audit::AuditSink,
+    /// Each caller's identity as its audit events show it.
+    pub audit_identities: audit::Identities,
     pub audit: audit::AuditMode,
     /// Prune audit events older than this (None: keep them all).
     pub audit_retention: Option<AuditRetention>,

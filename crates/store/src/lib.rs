@@ -636,7 +636,7 @@ pub trait Journal: Send + Sync {
     fn committed(&self);
     /// The call resolved a resource (a secret it named by name or ARN), so
     /// that its event lists the resource's ARN.
-    fn resource(&self, _arn: &str, _account: &str, _kind: &str) {}
+    fn resource(&self, _arn: &str, _account: &str, _kind: &'static str) {}
 }
 
 /// Apply `writes` with the call's audit event in the same transaction.
