@@ -104,7 +104,29 @@ struct Credential {
     active: bool,
 }
 
-type ScopeKey = (String, String, String, String);
+/// A credential scope as its text, `AKID/date/region/service` (the parts
+/// come from splitting that text at `/`, so none holds one).
+type ScopeKey = String;
+
+/// Run `f` with the scope key of `parts`, joined on the stack: looking a
+/// key up once per request should not allocate it.
+fn with_scope_key<R>(parts: [&str; 4], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 160];
+    if parts.iter().map(|p| p.len() + 1).sum::<usize>() > buf.len() {
+        return f(&parts.join("/"));
+    }
+    let mut at = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buf[at] = b'/';
+            at += 1;
+        }
+        buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
+    }
+    // Whole strings joined by an ASCII byte are UTF-8.
+    f(std::str::from_utf8(&buf[..at]).unwrap_or_default())
+}
 
 /// A verified access key's principal and its signing key for one scope.
 pub type SigningCredential = (Arc<Principal>, Arc<SigningKey>);
@@ -386,17 +408,21 @@ impl Identity {
         if !cred.active {
             return Ok(None);
         }
-        let scope = (
-            access_key_id.to_owned(),
-            date.to_owned(),
-            region.to_owned(),
-            service.to_owned(),
-        );
-        if let Some(k) = self.signing_keys.read().ok().and_then(|m| m.get(&scope).cloned()) {
+        let parts = [access_key_id, date, region, service];
+        let cached = with_scope_key(parts, |scope| {
+            self.signing_keys.read().ok().and_then(|m| m.get(scope).cloned())
+        });
+        if let Some(k) = cached {
             return Ok(Some((cred.principal.clone(), k)));
         }
         let key = Arc::new(SigningKey::derive(cred.secret.expose(), date, region, service));
-        self.cache(&self.signing_keys, seen, MAX_CACHED_SIGNING_KEYS, scope, key.clone());
+        self.cache(
+            &self.signing_keys,
+            seen,
+            MAX_CACHED_SIGNING_KEYS,
+            parts.join("/"),
+            key.clone(),
+        );
         Ok(Some((cred.principal.clone(), key)))
     }
 }
@@ -451,6 +477,21 @@ mod flow_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_keys_are_the_scope_text_long_or_short() {
+        let parts = ["AKIAEXAMPLE000000001", "20261125", "us-east-1", "secretsmanager"];
+        assert_eq!(
+            with_scope_key(parts, str::to_owned),
+            "AKIAEXAMPLE000000001/20261125/us-east-1/secretsmanager"
+        );
+        let long = "s".repeat(200);
+        let parts = ["AKIAEXAMPLE000000001", "20261125", "us-east-1", &long];
+        assert_eq!(with_scope_key(parts, str::to_owned), parts.join("/"));
+        let edge = "s".repeat(160 - 4 - 20 - 8 - 9);
+        let parts = ["AKIAEXAMPLE000000001", "20261125", "us-east-1", &edge];
+        assert_eq!(with_scope_key(parts, str::to_owned), parts.join("/"));
+    }
 
     #[test]
     fn bootstrap_and_lookup() {

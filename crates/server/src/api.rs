@@ -458,14 +458,16 @@ enum Format {
 }
 
 pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
-    let started = Instant::now();
+    // Read once: the clock is read for every request, and costs.
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+    let now = jiff::Timestamp::now();
     let rid = request_id();
     let (parts, body) = req.into_parts();
     let mut trail = match state.audit {
         AuditMode::Off => Trail::Off,
-        _ => Trail::Draft(Box::new(audit::draft(&parts, info, &rid, request_id()))),
+        _ => Trail::Draft(Box::new(audit::draft(&parts, info, &rid, request_id(), now))),
     };
-    let (format, result) = call(state, info, &parts, body, &rid, &mut trail).await;
+    let (format, result) = call(state, info, &parts, body, &rid, &mut trail, now).await;
     let error = result.as_ref().err().map(|e| (e.code, e.message.as_str()));
     let result = match trail.finish(error) {
         Some(event) => match state.audit_sink.record(event).await {
@@ -483,7 +485,9 @@ pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming
         },
         None => result,
     };
-    if started.elapsed().as_secs() >= 1 {
+    if let Some(started) = started
+        && started.elapsed().as_secs() >= 1
+    {
         tracing::debug!(request_id = %rid, micros = started.elapsed().as_micros() as u64, "slow call");
     }
     match (format, result) {
@@ -505,6 +509,7 @@ async fn call(
     body: Incoming,
     rid: &str,
     trail: &mut Trail,
+    now: jiff::Timestamp,
 ) -> (Format, Result<Vec<u8>, AwsError>) {
     let started = Instant::now();
     let protocol = route(parts);
@@ -534,7 +539,7 @@ async fn call(
         Ok(p) => p,
         Err(e) => {
             // Authenticate before telling anyone which targets exist.
-            if let Err(auth) = authenticate(&state.identity, parts, &body, None, jiff::Timestamp::now()) {
+            if let Err(auth) = authenticate(&state.identity, parts, &body, None, now) {
                 return (format, Err(auth));
             }
             return (format, Err(e));
@@ -582,7 +587,7 @@ async fn call(
             }
         }
     }
-    let caller = match authenticate(&state.identity, parts, &body, Some(service), jiff::Timestamp::now()) {
+    let caller = match authenticate(&state.identity, parts, &body, Some(service), now) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(request_id = %rid, service, code = e.code, "request refused: {}", e.message);
@@ -636,7 +641,7 @@ async fn call(
             let query = parts.uri.query().map(str::to_owned);
             kafka_call(state, &caller, info, KafkaCall::Msk { op, cluster_arn, query }, body).await
         }
-        (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal).await,
+        (Protocol::Json { op, .. }, _) => secrets_call(state, &caller, info, op, body, journal, now).await,
         (Protocol::Query { service }, Some(params)) => {
             query_call(state, &caller, info, service, params, rid.to_owned(), journal).await
         }
@@ -647,14 +652,15 @@ async fn call(
 }
 
 fn log_call(rid: &str, caller: &Caller, target: &str, r: &Result<Vec<u8>, AwsError>, started: Instant) {
-    let micros = started.elapsed().as_micros() as u64;
+    // The clock is read only for a line that is written.
+    let micros = || started.elapsed().as_micros() as u64;
     match r {
         Ok(_) => {
-            tracing::debug!(request_id = %rid, principal = %caller.principal.arn, region = %caller.region, target, micros, "ok")
+            tracing::debug!(request_id = %rid, principal = %caller.principal.arn, region = %caller.region, target, micros = micros(), "ok")
         }
         Err(e) => tracing::info!(
             request_id = %rid, principal = %caller.principal.arn, access_key = %caller.access_key_id,
-            service = %caller.service, region = %caller.region, target, micros,
+            service = %caller.service, region = %caller.region, target, micros = micros(),
             code = e.code, "failed: {}", e.message
         ),
     }
@@ -678,8 +684,8 @@ async fn secrets_call(
     op: String,
     body: Bytes,
     journal: Option<Arc<CallJournal>>,
+    now: jiff::Timestamp,
 ) -> Result<Vec<u8>, AwsError> {
-    let now = jiff::Timestamp::now();
     let authorizer = crate::authz::CallerAuthorizer::new(state, caller, info, now);
     let mut ctx = tumbler_secrets::Ctx::new(
         caller.principal.account.clone(),

@@ -41,12 +41,11 @@ pub fn event_source(service: &str) -> tumbler_audit::Text {
     }
 }
 
-/// `2026-11-23T12:00:00Z`, formatted once per second per thread.
-fn event_time() -> String {
+/// `2026-11-23T12:00:00Z` for `now`, formatted once per second per thread.
+fn event_time_of(now: jiff::Timestamp) -> String {
     thread_local! {
         static CACHE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
-    let now = jiff::Timestamp::now();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != now.as_second() {
@@ -57,7 +56,7 @@ fn event_time() -> String {
 }
 
 /// An event for a call as it arrives: who (as far as known), from where, when.
-pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String) -> AuditEvent {
+pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String, now: jiff::Timestamp) -> AuditEvent {
     let user_agent = parts
         .headers
         .get(http::header::USER_AGENT)
@@ -74,7 +73,7 @@ pub fn draft(parts: &Parts, info: ConnInfo, request_id: &str, event_id: String) 
     AuditEvent {
         event_version: tumbler_audit::EVENT_VERSION.into(),
         user_identity: UNKNOWN.clone(),
-        event_time: event_time(),
+        event_time: event_time_of(now),
         event_source: "".into(),
         event_name: String::new(),
         aws_region: String::new(),
@@ -426,7 +425,13 @@ pub fn oauth_token_event(
     region: &str,
     outcome: Result<&tumbler_oauth::Issued, (&tumbler_oauth::TokenError, &tumbler_oauth::Asker)>,
 ) -> AuditRecord {
-    let mut e = draft(parts, info, request_id, uuid::Uuid::new_v4().to_string());
+    let mut e = draft(
+        parts,
+        info,
+        request_id,
+        uuid::Uuid::new_v4().to_string(),
+        jiff::Timestamp::now(),
+    );
     e.event_source = "tumbler.amazonaws.com".into();
     e.event_name = "IssueOAuthToken".into();
     e.aws_region = region.into();
@@ -491,7 +496,7 @@ fn service_event_unsealed(
             invoked_by: Some(service.into()),
             ..Default::default()
         }),
-        event_time: event_time(),
+        event_time: event_time_of(jiff::Timestamp::now()),
         event_source: service.to_owned().into(),
         event_name: name.into(),
         aws_region: region.into(),
