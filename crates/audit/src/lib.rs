@@ -186,20 +186,7 @@ impl Json {
     }
 
     fn string(&mut self, s: &str) {
-        // Without an early exit the check is vectorised: nearly every
-        // string is clean, so reading it all costs less than branching on
-        // every byte.
-        let clean = s
-            .bytes()
-            .fold(true, |clean, b| clean & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-        if clean {
-            self.0.push(b'"');
-            self.raw(s);
-            self.0.push(b'"');
-        } else {
-            // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut self.0, s);
-        }
+        tumbler_wire::write_json_str(&mut self.0, s);
     }
 
     /// `,"key":` (no comma before an object's first member).

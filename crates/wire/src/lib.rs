@@ -12,5 +12,5 @@ pub mod secretsmanager;
 mod validate;
 
 pub use error::AwsError;
-pub use json::{decode, encode};
+pub use json::{decode, encode, write_str as write_json_str};
 pub use validate::Validator;

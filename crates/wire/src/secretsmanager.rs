@@ -302,6 +302,42 @@ pub struct SecretValue {
     pub created_date: f64,
 }
 
+impl SecretValue {
+    /// The response body: exactly what serde_json writes for it (a test holds
+    /// it to that), written by hand because it is the answer to nearly every
+    /// call, and serde_json checks each byte of its strings in turn.
+    pub fn to_json(&self) -> Vec<u8> {
+        use crate::json::write_str;
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"{\"ARN\":");
+        write_str(&mut out, &self.arn);
+        out.extend_from_slice(b",\"Name\":");
+        write_str(&mut out, &self.name);
+        out.extend_from_slice(b",\"VersionId\":");
+        write_str(&mut out, &self.version_id);
+        if let Some(b) = &self.secret_binary {
+            out.extend_from_slice(b",\"SecretBinary\":");
+            write_str(&mut out, &base64::engine::general_purpose::STANDARD.encode(b.expose()));
+        }
+        if let Some(v) = &self.secret_string {
+            out.extend_from_slice(b",\"SecretString\":");
+            write_str(&mut out, v.expose());
+        }
+        out.extend_from_slice(b",\"VersionStages\":[");
+        for (i, stage) in self.version_stages.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, stage);
+        }
+        out.extend_from_slice(b"],\"CreatedDate\":");
+        // serde_json's own number formatting (NaN and infinities as null).
+        let _ = serde_json::to_writer(&mut out, &self.created_date);
+        out.push(b'}');
+        out
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ApiError {
@@ -895,5 +931,43 @@ mod tests {
             j,
             r#"{"ARN":"a","Name":"n","VersionId":"v","SecretString":"s","VersionStages":["AWSCURRENT"],"CreatedDate":1.5}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod secret_value_json_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_value_is_written_as_serde_json_writes_it() {
+        let awkward = [
+            "",
+            "plain",
+            "{\"username\":\"u\",\"password\":\"p\\\\q\"}",
+            "control \u{1}\n\t\u{1f} and DEL \u{7f}",
+            "unicode é 秘密 🔑 \u{2028}",
+        ];
+        for (i, text) in awkward.iter().enumerate() {
+            let long = format!("{}{text}{}", "a".repeat(70), "b".repeat(9));
+            for text in [text.to_string(), long] {
+                let value = SecretValue {
+                    arn: format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{text}-AbCdEf"),
+                    name: text.clone(),
+                    version_id: "11111111-2222-3333-4444-555555555555".into(),
+                    secret_binary: (i % 2 == 1).then(|| Sensitive::new(text.as_bytes().to_vec())),
+                    secret_string: (i % 3 != 1).then(|| SensitiveString::new(text.clone())),
+                    version_stages: match i % 3 {
+                        0 => vec![],
+                        1 => vec!["AWSCURRENT".into()],
+                        _ => vec!["AWSCURRENT".into(), text.clone()],
+                    },
+                    created_date: [1764000000.0, 1764000000.123, 0.5, -1.0, f64::NAN][i],
+                };
+                assert_eq!(
+                    String::from_utf8(value.to_json()).unwrap(),
+                    serde_json::to_string(&value).unwrap()
+                );
+            }
+        }
     }
 }

@@ -85,7 +85,12 @@ impl SecretsService {
     pub fn call(&self, ctx: &Ctx, op: &str, body: &[u8]) -> Result<Vec<u8>, AwsError> {
         match op {
             "CreateSecret" => run!(self, ctx, body, sm::CreateSecretRequest, create_secret),
-            "GetSecretValue" => run!(self, ctx, body, sm::GetSecretValueRequest, get_secret_value),
+            "GetSecretValue" => {
+                let req: sm::GetSecretValueRequest = decode(body)?;
+                req.validate()?;
+                let ctx = &ctx.with_check(req.check());
+                Ok(self.get_secret_value(ctx, req)?.to_json())
+            }
             "BatchGetSecretValue" => {
                 run!(self, ctx, body, sm::BatchGetSecretValueRequest, batch_get_secret_value, any "secretsmanager:BatchGetSecretValue")
             }
