@@ -76,7 +76,7 @@ pub struct ParsedAuth {
     /// The service from the credential scope; the caller checks it matches the endpoint.
     pub service: String,
     /// The signed header names, lower-cased, in the order the client listed them.
-    pub signed_headers: Vec<String>,
+    pub signed_headers: SignedHeaders,
     /// The signature, decoded from hex: 32 bytes, or empty when the client
     /// sent something that is not 64 hex digits (it then fails [`verify`]).
     pub signature: Vec<u8>,
@@ -91,6 +91,50 @@ pub struct ParsedAuth {
     pub location: AuthLocation,
     /// `X-Amz-Expires` for presigned requests; `None` for header auth.
     pub expires_secs: Option<u64>,
+}
+
+/// The signed header names, lower-cased, in the order the client listed
+/// them, kept as the list's own text (`host;x-amz-date`): one string, not
+/// one a name, since every request is parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignedHeaders(String);
+
+impl SignedHeaders {
+    /// From a `;`-separated list, lower-cased in place.
+    pub fn from_list(mut list: String) -> SignedHeaders {
+        list.make_ascii_lowercase();
+        SignedHeaders(list)
+    }
+
+    /// The list as it goes into the canonical request.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The names, as `str::split(';')` gives them.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        parse::split_ascii(&self.0, b';')
+    }
+
+    pub fn len(&self) -> usize {
+        // Counted without splitting (the count is vectorised).
+        self.0.bytes().filter(|&b| b == b';').count() + 1
+    }
+
+    /// Never: even an empty list names one (empty) header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n == name)
+    }
+}
+
+impl<'a> FromIterator<&'a str> for SignedHeaders {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(names: I) -> SignedHeaders {
+        SignedHeaders::from_list(names.into_iter().collect::<Vec<_>>().join(";"))
+    }
 }
 
 /// Hand-written so the session token, a credential, never reaches a log.
@@ -158,7 +202,7 @@ fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &[u8]) -> R
     out.push(b'\n');
     canonical_query(parts.uri.query(), auth.location == AuthLocation::Query, &mut out);
     out.push(b'\n');
-    for name in &auth.signed_headers {
+    for name in auth.signed_headers.iter() {
         if !canonical_header(&parts.headers, &parts.uri, name, &mut out) {
             return Err(SigV4Error::Incomplete(format!(
                 "'{}' is named as a SignedHeader, but it does not exist in the HTTP request.",
@@ -167,12 +211,7 @@ fn canonical_request(auth: &ParsedAuth, parts: &Parts, payload_hash: &[u8]) -> R
         }
     }
     out.push(b'\n');
-    for (i, name) in auth.signed_headers.iter().enumerate() {
-        if i > 0 {
-            out.push(b';');
-        }
-        out.extend_from_slice(name.as_bytes());
-    }
+    out.extend_from_slice(auth.signed_headers.as_str().as_bytes());
     out.push(b'\n');
     out.extend_from_slice(payload_hash);
     Ok(out)

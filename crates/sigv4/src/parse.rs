@@ -5,7 +5,7 @@
 
 use crate::canonical::{has_header, query_pairs};
 use crate::time::{format_amz_date, parse_amz_date, parse_http_date};
-use crate::{AuthLocation, ParsedAuth, SigV4Error};
+use crate::{AuthLocation, ParsedAuth, SigV4Error, SignedHeaders};
 use http::HeaderName;
 use http::header::{AUTHORIZATION, DATE};
 use http::request::Parts;
@@ -59,7 +59,7 @@ fn auth_params(s: &str) -> impl Iterator<Item = &str> {
 /// `char` pattern runs a searcher made for long text, which cost more than
 /// scanning these few short fields (the largest part of `parse`'s time). The
 /// separator is ASCII, so every piece starts and ends on a char boundary.
-fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> + Clone {
+pub(crate) fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> + Clone {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let r = rest?;
@@ -314,15 +314,13 @@ fn finish(parts: &Parts, raw: Raw) -> Result<ParsedAuth, SigV4Error> {
         )));
     }
 
-    let listed = split_ascii(&raw.signed_headers, b';');
-    if listed.clone().count() > MAX_SIGNED_HEADERS {
+    if split_ascii(&raw.signed_headers, b';').count() > MAX_SIGNED_HEADERS {
         return Err(incomplete(format!(
             "Too many SignedHeaders: at most {MAX_SIGNED_HEADERS} are accepted."
         )));
     }
-    let mut signed_headers: Vec<String> = Vec::with_capacity(8);
-    signed_headers.extend(listed.map(str::to_ascii_lowercase));
-    if !signed_headers.iter().any(|h| h == "host") {
+    let signed_headers = SignedHeaders::from_list(raw.signed_headers);
+    if !signed_headers.contains("host") {
         return Err(incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));

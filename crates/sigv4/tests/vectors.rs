@@ -269,7 +269,7 @@ fn the_aws_test_suite_verifies() {
         assert_eq!(auth.service, "service");
         assert_eq!(auth.location, AuthLocation::Header);
         assert_eq!(auth.amz_date, SUITE_DATE);
-        assert_eq!(auth.signed_headers.join(";"), c.signed);
+        assert_eq!(auth.signed_headers.as_str(), c.signed);
         check_time(&auth, now).unwrap();
         verify(&auth, &req, c.body.as_bytes(), &key).unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
     }
