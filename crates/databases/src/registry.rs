@@ -196,7 +196,7 @@ impl DatabaseService {
     fn secrets_call(&self, ctx: &DbCtx, op: &str, body: Value) -> Result<Value, AwsError> {
         let out = self
             .secrets
-            .call(&self.owner_ctx(ctx), op, body.to_string().as_bytes())?;
+            .call(&mut self.owner_ctx(ctx), op, body.to_string().as_bytes())?;
         serde_json::from_slice(&out).map_err(|_| AwsError::internal("a Secrets Manager answer did not parse"))
     }
 
@@ -228,7 +228,7 @@ impl DatabaseService {
         let rotation = self
             .secrets
             .call(
-                &Ctx::new(
+                &mut Ctx::new(
                     row.account.clone(),
                     row.region.clone(),
                     OWNER,

@@ -300,7 +300,7 @@ impl KafkaService {
     }
 
     fn secrets_call(&self, ctx: &Ctx, op: &str, body: Value) -> Result<Value, AwsError> {
-        let out = self.secrets.call(ctx, op, body.to_string().as_bytes())?;
+        let out = self.secrets.call(&mut ctx.clone(), op, body.to_string().as_bytes())?;
         serde_json::from_slice(&out).map_err(|_| AwsError::internal("a Secrets Manager answer did not parse"))
     }
 

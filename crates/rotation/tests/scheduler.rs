@@ -27,7 +27,7 @@ fn ctx(now: Timestamp) -> Ctx {
 }
 
 fn call(s: &SecretsService, now: Timestamp, op: &str, body: &str) -> serde_json::Value {
-    serde_json::from_slice(&s.call(&ctx(now), op, body.as_bytes()).unwrap()).unwrap()
+    serde_json::from_slice(&s.call(&mut ctx(now), op, body.as_bytes()).unwrap()).unwrap()
 }
 
 fn current_version(s: &SecretsService, now: Timestamp) -> String {

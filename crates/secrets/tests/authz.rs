@@ -100,7 +100,7 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
     let (s, rec, ctx) = setup(dir.path());
     let created = s
         .call(
-            &ctx,
+            &mut ctx.clone(),
             "CreateSecret",
             br#"{"Name":"app/db","SecretString":"v","ClientRequestToken":"11111111-2222-3333-4444-555555555555","Tags":[{"Key":"team","Value":"red"}]}"#,
         )
@@ -119,7 +119,7 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
     assert_eq!(resource, arn);
     assert_eq!(value(&keys, "aws:RequestTag/team"), ["red"]);
 
-    s.call(&ctx, "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
+    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
     let (action, resource, keys, has_policy) = rec.last();
     assert_eq!(action, "secretsmanager:GetSecretValue");
     assert_eq!(resource, arn);
@@ -131,12 +131,12 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
 
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
     let body = serde_json::json!({"SecretId": "app/db", "ResourcePolicy": policy}).to_string();
-    s.call(&ctx, "PutResourcePolicy", body.as_bytes()).unwrap();
+    s.call(&mut ctx.clone(), "PutResourcePolicy", body.as_bytes()).unwrap();
     assert_eq!(rec.last().0, "secretsmanager:PutResourcePolicy");
-    s.call(&ctx, "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
+    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
     assert!(rec.last().3, "the secret's resource policy is passed to the authorizer");
 
-    s.call(&ctx, "ListSecrets", b"{}").unwrap();
+    s.call(&mut ctx.clone(), "ListSecrets", b"{}").unwrap();
     let (action, resource, _, _) = rec.last();
     assert_eq!(
         (action.as_str(), resource.as_str()),
@@ -149,7 +149,7 @@ fn denials_stop_the_operation() {
     let dir = tempfile::tempdir().unwrap();
     let (s, rec, ctx) = setup(dir.path());
     s.call(
-        &ctx,
+        &mut ctx.clone(),
         "CreateSecret",
         br#"{"Name":"keep","SecretString":"v1","ClientRequestToken":"11111111-2222-3333-4444-555555555555"}"#,
     )
@@ -157,19 +157,19 @@ fn denials_stop_the_operation() {
     rec.deny("secretsmanager:PutSecretValue", "*");
     let e = s
         .call(
-            &ctx,
+            &mut ctx.clone(),
             "PutSecretValue",
             br#"{"SecretId":"keep","SecretString":"v2","ClientRequestToken":"21111111-2222-3333-4444-555555555555"}"#,
         )
         .unwrap_err();
     assert_eq!(e.code, "AccessDeniedException");
-    let v = s.call(&ctx, "GetSecretValue", br#"{"SecretId":"keep"}"#).unwrap();
+    let v = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"keep"}"#).unwrap();
     assert!(String::from_utf8(v).unwrap().contains(r#""SecretString":"v1""#));
 
     rec.deny("secretsmanager:DeleteSecret", "*");
     let e = s
         .call(
-            &ctx,
+            &mut ctx.clone(),
             "DeleteSecret",
             br#"{"SecretId":"keep","ForceDeleteWithoutRecovery":true}"#,
         )
@@ -179,14 +179,14 @@ fn denials_stop_the_operation() {
         value(&rec.last().2, "secretsmanager:ForceDeleteWithoutRecovery"),
         ["true"]
     );
-    assert!(s.call(&ctx, "DescribeSecret", br#"{"SecretId":"keep"}"#).is_ok());
+    assert!(s.call(&mut ctx.clone(), "DescribeSecret", br#"{"SecretId":"keep"}"#).is_ok());
 }
 
 #[test]
 fn missing_secrets_are_only_reported_to_callers_who_may_see_them() {
     let dir = tempfile::tempdir().unwrap();
     let (s, rec, ctx) = setup(dir.path());
-    let e = s.call(&ctx, "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
+    let e = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
     assert_eq!(e.code, "ResourceNotFoundException");
     assert_eq!(
         rec.last().1,
@@ -194,7 +194,7 @@ fn missing_secrets_are_only_reported_to_callers_who_may_see_them() {
     );
 
     rec.deny("secretsmanager:GetSecretValue", "*");
-    let e = s.call(&ctx, "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
+    let e = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
     assert_eq!(e.code, "AccessDeniedException");
 }
 
@@ -207,14 +207,14 @@ fn batch_get_needs_get_secret_value_on_each_secret() {
         ("closed", "21111111-2222-3333-4444-555555555555"),
     ] {
         let body = serde_json::json!({"Name": name, "SecretString": "v", "ClientRequestToken": token}).to_string();
-        s.call(&ctx, "CreateSecret", body.as_bytes()).unwrap();
+        s.call(&mut ctx.clone(), "CreateSecret", body.as_bytes()).unwrap();
     }
     rec.deny(
         "secretsmanager:GetSecretValue",
         "arn:aws:secretsmanager:us-east-1:000000000000:secret:closed",
     );
     let out = s
-        .call(&ctx, "BatchGetSecretValue", br#"{"SecretIdList":["open","closed"]}"#)
+        .call(&mut ctx.clone(), "BatchGetSecretValue", br#"{"SecretIdList":["open","closed"]}"#)
         .unwrap();
     let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(out["SecretValues"].as_array().unwrap().len(), 1);
@@ -224,7 +224,7 @@ fn batch_get_needs_get_secret_value_on_each_secret() {
 
     rec.deny("secretsmanager:BatchGetSecretValue", "*");
     let e = s
-        .call(&ctx, "BatchGetSecretValue", br#"{"SecretIdList":["open"]}"#)
+        .call(&mut ctx.clone(), "BatchGetSecretValue", br#"{"SecretIdList":["open"]}"#)
         .unwrap_err();
     assert_eq!(e.code, "AccessDeniedException");
 }

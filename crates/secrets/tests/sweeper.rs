@@ -30,14 +30,14 @@ fn purge_after_the_window_only() {
     let now = Timestamp::now();
     let token = "11111111-2222-3333-4444-555555555555";
     s.call(
-        &ctx(now),
+        &mut ctx(now),
         "CreateSecret",
         format!(r#"{{"Name":"old","SecretString":"v","ClientRequestToken":"{token}"}}"#).as_bytes(),
     )
     .unwrap();
     let deleted = s
         .call(
-            &ctx(now),
+            &mut ctx(now),
             "DeleteSecret",
             br#"{"SecretId":"old","RecoveryWindowInDays":7}"#,
         )
@@ -51,9 +51,9 @@ fn purge_after_the_window_only() {
             .unwrap(),
         0
     );
-    let e = s.call(&ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap_err();
+    let e = s.call(&mut ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap_err();
     assert_eq!(e.code, "InvalidRequestException");
-    assert!(s.call(&ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#).is_ok());
+    assert!(s.call(&mut ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#).is_ok());
 
     assert_eq!(
         s.purge_due(now + SignedDuration::from_hours(8 * 24), &|_| None)
@@ -61,10 +61,10 @@ fn purge_after_the_window_only() {
         1
     );
     let e = s
-        .call(&ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#)
+        .call(&mut ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#)
         .unwrap_err();
     assert_eq!(e.code, "ResourceNotFoundException");
-    s.call(&ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap();
+    s.call(&mut ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap();
 }
 
 /// PutSecretValue version `i` of the secret `busy`, at time `at`.
@@ -72,7 +72,7 @@ fn put_version(s: &SecretsService, at: Timestamp, i: u32) {
     let body = format!(
         r#"{{"SecretId":"busy","SecretString":"v{i}","ClientRequestToken":"00000000-0000-0000-0000-{i:012}"}}"#
     );
-    s.call(&ctx(at), "PutSecretValue", body.as_bytes()).unwrap();
+    s.call(&mut ctx(at), "PutSecretValue", body.as_bytes()).unwrap();
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     let s = service(dir.path());
     let start = Timestamp::now() - SignedDuration::from_hours(48);
     s.call(
-        &ctx(start),
+        &mut ctx(start),
         "CreateSecret",
         br#"{"Name":"busy","SecretString":"v0","ClientRequestToken":"00000000-0000-0000-0000-000000000000"}"#,
     )
@@ -97,7 +97,7 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     }
     let all = s
         .call(
-            &ctx(now),
+            &mut ctx(now),
             "ListSecretVersionIds",
             br#"{"SecretId":"busy","IncludeDeprecated":true}"#,
         )
@@ -106,7 +106,7 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
     assert_eq!(all["Versions"].as_array().unwrap().len(), 100);
     let first = s
         .call(
-            &ctx(now),
+            &mut ctx(now),
             "GetSecretValue",
             br#"{"SecretId":"busy","VersionId":"00000000-0000-0000-0000-000000000000"}"#,
         )
@@ -117,6 +117,6 @@ fn the_version_quota_keeps_a_days_versions_and_cleans_older_unlabelled_ones() {
         put_version(&s, now, i);
     }
     let body = r#"{"SecretId":"busy","SecretString":"x","ClientRequestToken":"00000000-0000-0000-0000-999999999999"}"#;
-    let e = s.call(&ctx(now), "PutSecretValue", body.as_bytes()).unwrap_err();
+    let e = s.call(&mut ctx(now), "PutSecretValue", body.as_bytes()).unwrap_err();
     assert_eq!(e.code, "LimitExceededException");
 }

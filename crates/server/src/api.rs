@@ -701,7 +701,7 @@ async fn secrets_call(
     if tumbler_secrets::is_read_only(&op) {
         // Reads are short indexed lookups: run them here, but never let a
         // bug take the connection down with a panic.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.secrets.call(&ctx, &op, &body))).unwrap_or_else(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.secrets.call(&mut ctx, &op, &body))).unwrap_or_else(
             |_| {
                 tracing::error!(op = %op, "operation panicked");
                 Err(internal())
@@ -710,7 +710,7 @@ async fn secrets_call(
     } else {
         // Writes wait for a durable commit; keep that off the async workers.
         let s = state.clone();
-        tokio::task::spawn_blocking(move || s.secrets.call(&ctx, &op, &body))
+        tokio::task::spawn_blocking(move || s.secrets.call(&mut ctx, &op, &body))
             .await
             .unwrap_or_else(|_| {
                 tracing::error!("operation panicked");
