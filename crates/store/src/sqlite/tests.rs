@@ -1025,3 +1025,51 @@ fn a_prune_during_a_read_in_another_process_is_not_damage() {
     let prunes = worker.join().unwrap();
     assert!(prunes > 10 && checks > 10, "{prunes} prunes, {checks} checks");
 }
+
+/// A log of reads written before blocks were chained as one (version 1
+/// records, a MAC an event) goes on with version 2 records, and readers see
+/// one chain: the first block links to the last event of the old ones.
+#[test]
+fn a_log_of_version_1_records_goes_on_with_version_2() {
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("t.db");
+    let open = || SqliteStore::open_tuned(&path, Some(Arc::new(TestLinker)), Default::default(), true).unwrap();
+    drop(open());
+    {
+        let log = read_log::ReadLog::open(&read_log::path_for(&path), 0).unwrap();
+        assert!(log.take_over().unwrap());
+        let mut prev = vec![0u8; 32];
+        for (first, last) in [(1u64, 3u64), (4, 5)] {
+            let events: Vec<StoredAuditEvent> = (first..=last)
+                .map(|seq| {
+                    let json = event("GetSecretValue", "old").json;
+                    let mac = TestLinker.link(&prev, seq, &json);
+                    prev.clone_from(&mac);
+                    StoredAuditEvent {
+                        seq,
+                        json,
+                        mac,
+                        block: None,
+                    }
+                })
+                .collect();
+            let body = audit_rows::encode_block(&events);
+            log.append(first, events.len() as u32, &body).unwrap();
+        }
+    }
+    let s = open();
+    let (tx, rx) = mpsc::channel();
+    s.record(
+        (0..4).map(|_| event("GetSecretValue", "new")).collect(),
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.recv().unwrap().unwrap();
+    let all = s.audit_events(&AuditQuery::default()).unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
+    assert!(all[..5].iter().all(|e| e.block.is_none() && !e.mac.is_empty()), "version 1: a MAC each");
+    assert!(all[5..8].iter().all(|e| e.mac.is_empty()), "version 2: one MAC a block");
+    assert!(all[8].block.is_some());
+    links(&all);
+}
