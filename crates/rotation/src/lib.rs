@@ -85,7 +85,9 @@ impl StepCall<'_> {
 
     /// One Secrets Manager operation with a JSON request.
     pub fn call(&self, op: &str, body: serde_json::Value) -> Result<serde_json::Value, AwsError> {
-        let out = self.secrets.call(&mut self.ctx.clone(), op, body.to_string().as_bytes())?;
+        let out = self
+            .secrets
+            .call(&mut self.ctx.clone(), op, body.to_string().as_bytes())?;
         serde_json::from_slice(&out).map_err(|_| AwsError::internal("a Secrets Manager answer did not parse"))
     }
 }

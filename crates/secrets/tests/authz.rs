@@ -119,7 +119,8 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
     assert_eq!(resource, arn);
     assert_eq!(value(&keys, "aws:RequestTag/team"), ["red"]);
 
-    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
+    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#)
+        .unwrap();
     let (action, resource, keys, has_policy) = rec.last();
     assert_eq!(action, "secretsmanager:GetSecretValue");
     assert_eq!(resource, arn);
@@ -133,7 +134,8 @@ fn reads_are_checked_on_the_secret_with_its_keys_and_policy() {
     let body = serde_json::json!({"SecretId": "app/db", "ResourcePolicy": policy}).to_string();
     s.call(&mut ctx.clone(), "PutResourcePolicy", body.as_bytes()).unwrap();
     assert_eq!(rec.last().0, "secretsmanager:PutResourcePolicy");
-    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#).unwrap();
+    s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"app/db"}"#)
+        .unwrap();
     assert!(rec.last().3, "the secret's resource policy is passed to the authorizer");
 
     s.call(&mut ctx.clone(), "ListSecrets", b"{}").unwrap();
@@ -163,7 +165,9 @@ fn denials_stop_the_operation() {
         )
         .unwrap_err();
     assert_eq!(e.code, "AccessDeniedException");
-    let v = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"keep"}"#).unwrap();
+    let v = s
+        .call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"keep"}"#)
+        .unwrap();
     assert!(String::from_utf8(v).unwrap().contains(r#""SecretString":"v1""#));
 
     rec.deny("secretsmanager:DeleteSecret", "*");
@@ -179,14 +183,19 @@ fn denials_stop_the_operation() {
         value(&rec.last().2, "secretsmanager:ForceDeleteWithoutRecovery"),
         ["true"]
     );
-    assert!(s.call(&mut ctx.clone(), "DescribeSecret", br#"{"SecretId":"keep"}"#).is_ok());
+    assert!(
+        s.call(&mut ctx.clone(), "DescribeSecret", br#"{"SecretId":"keep"}"#)
+            .is_ok()
+    );
 }
 
 #[test]
 fn missing_secrets_are_only_reported_to_callers_who_may_see_them() {
     let dir = tempfile::tempdir().unwrap();
     let (s, rec, ctx) = setup(dir.path());
-    let e = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
+    let e = s
+        .call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#)
+        .unwrap_err();
     assert_eq!(e.code, "ResourceNotFoundException");
     assert_eq!(
         rec.last().1,
@@ -194,7 +203,9 @@ fn missing_secrets_are_only_reported_to_callers_who_may_see_them() {
     );
 
     rec.deny("secretsmanager:GetSecretValue", "*");
-    let e = s.call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#).unwrap_err();
+    let e = s
+        .call(&mut ctx.clone(), "GetSecretValue", br#"{"SecretId":"nope"}"#)
+        .unwrap_err();
     assert_eq!(e.code, "AccessDeniedException");
 }
 
@@ -214,7 +225,11 @@ fn batch_get_needs_get_secret_value_on_each_secret() {
         "arn:aws:secretsmanager:us-east-1:000000000000:secret:closed",
     );
     let out = s
-        .call(&mut ctx.clone(), "BatchGetSecretValue", br#"{"SecretIdList":["open","closed"]}"#)
+        .call(
+            &mut ctx.clone(),
+            "BatchGetSecretValue",
+            br#"{"SecretIdList":["open","closed"]}"#,
+        )
         .unwrap();
     let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(out["SecretValues"].as_array().unwrap().len(), 1);

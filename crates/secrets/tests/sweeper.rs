@@ -53,7 +53,10 @@ fn purge_after_the_window_only() {
     );
     let e = s.call(&mut ctx(now), "CreateSecret", br#"{"Name":"old"}"#).unwrap_err();
     assert_eq!(e.code, "InvalidRequestException");
-    assert!(s.call(&mut ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#).is_ok());
+    assert!(
+        s.call(&mut ctx(now), "DescribeSecret", br#"{"SecretId":"old"}"#)
+            .is_ok()
+    );
 
     assert_eq!(
         s.purge_due(now + SignedDuration::from_hours(8 * 24), &|_| None)

@@ -701,12 +701,13 @@ async fn secrets_call(
     if tumbler_secrets::is_read_only(&op) {
         // Reads are short indexed lookups: run them here, but never let a
         // bug take the connection down with a panic.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.secrets.call(&mut ctx, &op, &body))).unwrap_or_else(
-            |_| {
-                tracing::error!(op = %op, "operation panicked");
-                Err(internal())
-            },
-        )
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.secrets.call(&mut ctx, &op, &body)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(op = %op, "operation panicked");
+            Err(internal())
+        })
     } else {
         // Writes wait for a durable commit; keep that off the async workers.
         let s = state.clone();

@@ -1067,8 +1067,14 @@ fn a_log_of_version_1_records_goes_on_with_version_2() {
     );
     rx.recv().unwrap().unwrap();
     let all = s.audit_events(&AuditQuery::default()).unwrap();
-    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
-    assert!(all[..5].iter().all(|e| e.block.is_none() && !e.mac.is_empty()), "version 1: a MAC each");
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    assert!(
+        all[..5].iter().all(|e| e.block.is_none() && !e.mac.is_empty()),
+        "version 1: a MAC each"
+    );
     assert!(all[5..8].iter().all(|e| e.mac.is_empty()), "version 2: one MAC a block");
     assert!(all[8].block.is_some());
     links(&all);
