@@ -458,7 +458,8 @@ enum Format {
 }
 
 pub async fn handle(state: &Arc<AppState>, info: ConnInfo, req: Request<Incoming>) -> Response {
-    // Read once: the clock is read for every request, and costs.
+    // The request's time, read once for all its uses (each read costs);
+    // the elapsed time only when a debug line could use it.
     let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     let now = jiff::Timestamp::now();
     let rid = request_id();

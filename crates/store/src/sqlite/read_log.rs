@@ -9,10 +9,10 @@
 //!
 //! Format: records one after another, each a 20-byte header (magic `tAL1`,
 //! body length u32 LE, first event's number u64 LE, event count u32 LE) and a
-//! body that is an audit block (`audit_rows`: version 2, one MAC a record,
-//! is what this version appends). One process
-//! appends (the one holding the file's exclusive lock: the server); any
-//! process reads, and sees a record once all its bytes are in the file.
+//! body that is an audit block (`audit_rows`; this version appends version
+//! 2 blocks, one MAC a record, and reads version 1 too). One process appends
+//! (the one holding the file's exclusive lock: the server); any process
+//! reads, and sees a record once all its bytes are in the file.
 //!
 //! A record cut short by a crash in the middle of its `write` was never
 //! acknowledged: the appender cuts it off when it takes the file over. Any
