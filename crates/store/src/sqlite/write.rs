@@ -84,26 +84,54 @@ pub(crate) fn lock_head(head: &SharedHead) -> MutexGuard<'_, ChainHead> {
     head.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Append events of reads to the log as one block, chained as one after
-/// `head` (moved on only if they are stored).
+/// The most JSON one block of the log of reads holds before a batch goes on
+/// in another: readers refuse blocks of more than 64 MB as damage, and a
+/// batch is every call that finished in one turn of the runtime.
+const MAX_BLOCK_JSON: usize = 16 << 20;
+
+/// Append events of reads to the log, a block for each `MAX_BLOCK_JSON` of
+/// them (nearly always one), each chained as one after `head`, which moves
+/// on with each block stored. On an error the blocks before stay stored.
 pub(crate) fn log_reads(
     log: &ReadLog,
     linker: &dyn AuditLinker,
     head: &mut ChainHead,
     events: Vec<AuditRecord>,
 ) -> Result<()> {
-    let Some(count) = u32::try_from(events.len()).ok().filter(|&n| n > 0) else {
-        return Ok(());
-    };
-    let (first, last) = (head.seq + 1, head.seq + u64::from(count));
-    let mut mac = Vec::new();
-    let body = encode_sealed_block(events.iter().map(|e| e.json.as_str()), |sealed| {
-        mac = linker.link_block(&head.mac, first, last, sealed);
-        mac.clone()
-    });
-    log.append(first, count, &body)
-        .map_err(|e| StoreError::Backend(format!("cannot append to the audit log of reads: {e}")))?;
-    *head = ChainHead { seq: last, mac };
+    log_reads_in_blocks_of(log, linker, head, &events, MAX_BLOCK_JSON)
+}
+
+fn log_reads_in_blocks_of(
+    log: &ReadLog,
+    linker: &dyn AuditLinker,
+    head: &mut ChainHead,
+    mut events: &[AuditRecord],
+    max_json: usize,
+) -> Result<()> {
+    while !events.is_empty() {
+        // At least one event a block, however large.
+        let mut size = 0;
+        let n = events
+            .iter()
+            .position(|e| {
+                size += e.json.len() + 4;
+                size > max_json
+            })
+            .unwrap_or(events.len())
+            .max(1);
+        let (block, rest) = events.split_at(n);
+        events = rest;
+        let count = u32::try_from(n).map_err(|_| StoreError::Backend("an audit block of too many events".into()))?;
+        let (first, last) = (head.seq + 1, head.seq + u64::from(count));
+        let mut mac = Vec::new();
+        let body = encode_sealed_block(block.iter().map(|e| e.json.as_str()), |sealed| {
+            mac = linker.link_block(&head.mac, first, last, sealed);
+            mac.clone()
+        });
+        log.append(first, count, &body)
+            .map_err(|e| StoreError::Backend(format!("cannot append to the audit log of reads: {e}")))?;
+        *head = ChainHead { seq: last, mac };
+    }
     Ok(())
 }
 
@@ -1220,4 +1248,52 @@ fn replace_stages(conn: &Connection, secret_id: i64, stages: &[(String, String)]
             .map_err(|e| StoreError::Backend(format!("label {stage} -> {vid}: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Linker;
+    impl AuditLinker for Linker {
+        fn link(&self, _: &[u8], _: u64, _: &str) -> Vec<u8> {
+            unreachable!("events of reads are chained as blocks")
+        }
+        fn link_block(&self, prev: &[u8], first: u64, last: u64, _: &[u8]) -> Vec<u8> {
+            vec![prev[0] + 1, first as u8, last as u8]
+        }
+    }
+
+    #[test]
+    fn a_large_batch_of_reads_goes_in_several_blocks_each_linked_to_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ReadLog::open(&dir.path().join("t.db-audit"), 0).unwrap();
+        assert!(log.take_over().unwrap());
+        let mut head = ChainHead {
+            seq: 10,
+            mac: vec![7; 32],
+        };
+        // Ten events of 96 bytes of JSON (100 with their length) in blocks
+        // of at most 250 bytes: two events a block; a larger one alone.
+        let mut events: Vec<AuditRecord> = (0..10)
+            .map(|i| AuditRecord {
+                json: format!("{{\"n\":{i:03},\"pad\":\"{}\"}}", "x".repeat(80)),
+            })
+            .collect();
+        events.insert(4, AuditRecord { json: "y".repeat(1000) });
+        log_reads_in_blocks_of(&log, &Linker, &mut head, &events, 250).unwrap();
+        let (entries, damaged) = log.entries();
+        assert!(!damaged);
+        let ranges: Vec<(u64, u64)> = entries.iter().map(|e| (e.first_seq, e.last_seq())).collect();
+        assert_eq!(ranges, [(11, 12), (13, 14), (15, 15), (16, 17), (18, 19), (20, 21)]);
+        // Each block's MAC links to the one before; the head is the last.
+        for (i, e) in entries.iter().enumerate() {
+            let last = log.events(e).pop().unwrap();
+            assert_eq!(last.mac, [8 + i as u8, e.first_seq as u8, e.last_seq() as u8]);
+        }
+        assert_eq!((head.seq, head.mac.clone()), (21, vec![13, 20, 21]));
+        // Nothing to store, nothing stored.
+        log_reads(&log, &Linker, &mut head, Vec::new()).unwrap();
+        assert_eq!(log.entries().0.len(), 6);
+    }
 }
