@@ -333,6 +333,36 @@ def test_verify_detects_edited_and_removed_events_of_reads(audited):
     assert hidden.returncode != 0 and f"event {seq}" in hidden.stderr, hidden.stderr
 
 
+def test_concurrent_reads_are_chained_a_batch_at_a_time(audited):
+    """Reads that finish together share one block of the log and one MAC;
+    the export shows which line carries it, with the bytes it covers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sm = make_client(audited)
+    sm.create_secret(Name="busy", SecretString="x")
+    clients = [make_client(audited) for _ in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda c: [c.get_secret_value(SecretId="busy") for _ in range(10)], clients))
+    ok = tumbler(audited, "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 161 events" in ok.stdout
+    lines = [json.loads(line) for line in tumbler(audited, "export").stdout.splitlines()]
+    assert [e["seq"] for e in lines] == list(range(1, 162))
+    reads = lines[1:]
+    assert all(e["event"]["eventName"] == "GetSecretValue" for e in reads)
+    # A line with a MAC ends a block (and carries its bytes) or is an event
+    # chained alone; a line without one is followed, in its block, by one.
+    for e in reads:
+        if e["mac"]:
+            assert len(e["mac"]) == 64 and base64.b64decode(e["block"])
+        else:
+            assert "block" not in e
+    assert reads[-1]["mac"]
+    _, records = log_records(audited)
+    assert sum(r[3] for r in records) == 160
+    assert len(records) == sum(1 for e in reads if e["mac"])
+
+
 BLOCK = "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'blocked'); END"
 
 
