@@ -39,6 +39,21 @@ pub struct ChainHead {
 const ANCHOR_LABEL: &[u8] = b"tumbler audit anchor";
 const BLOCK_LABEL: &[u8] = b"tumbler audit block";
 
+// What each kind of MAC is computed over, written once for making and
+// checking it.
+
+fn event_input<R>(prev: &[u8], seq: u64, json: &str, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    f(&[prev, &seq.to_be_bytes(), json.as_bytes()])
+}
+
+fn block_input<R>(prev: &[u8], first: u64, last: u64, block: &[u8], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    f(&[BLOCK_LABEL, prev, &first.to_be_bytes(), &last.to_be_bytes(), block])
+}
+
+fn anchor_input<R>(seq: u64, mac: &[u8], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    f(&[ANCHOR_LABEL, &seq.to_be_bytes(), mac])
+}
+
 /// Where and why verification failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -61,20 +76,19 @@ impl Chain {
     /// The MAC of event `seq` after the event whose MAC is `prev`
     /// (all zeros before the first).
     pub fn link(&self, prev: &[u8], seq: u64, json: &str) -> [u8; 32] {
-        self.key.sign(&[prev, &seq.to_be_bytes(), json.as_bytes()])
+        event_input(prev, seq, json, |input| self.key.sign(input))
     }
 
     /// The MAC of a block holding events `first..=last` after the link
     /// `prev`, over the block's stored bytes (its compressed events).
     pub fn link_block(&self, prev: &[u8], first: u64, last: u64, block: &[u8]) -> [u8; 32] {
-        self.key
-            .sign(&[BLOCK_LABEL, prev, &first.to_be_bytes(), &last.to_be_bytes(), block])
+        block_input(prev, first, last, block, |input| self.key.sign(input))
     }
 
     /// The MAC that vouches for a prune anchor: events up to `seq` are
     /// gone, and event `seq` had MAC `mac`.
     pub fn anchor_mac(&self, seq: u64, mac: &[u8]) -> [u8; 32] {
-        self.key.sign(&[ANCHOR_LABEL, &seq.to_be_bytes(), mac])
+        anchor_input(seq, mac, |input| self.key.sign(input))
     }
 
     /// Checks events in stored order: numbered 1, 2, ... without a gap, and
@@ -102,10 +116,7 @@ impl Chain {
         let (prev, next) = match anchor {
             None => (vec![0u8; 32], 1u64),
             Some(a) => {
-                if !self
-                    .key
-                    .verify(&[ANCHOR_LABEL, &a.seq.to_be_bytes(), &a.mac], &a.anchor_mac)
-                {
+                if !anchor_input(a.seq, &a.mac, |input| self.key.verify(input, &a.anchor_mac)) {
                     return Err(ChainBreak {
                         seq: a.seq,
                         reason: format!(
@@ -168,7 +179,7 @@ impl ChainWalk<'_> {
                 if let Some(from) = self.block_from {
                     return Err(self.unfinished(from));
                 }
-                if !key.verify(&[&self.prev, &seq.to_be_bytes(), e.json.as_bytes()], &e.mac) {
+                if !event_input(&self.prev, seq, &e.json, |input| key.verify(input, &e.mac)) {
                     return Err(ChainBreak {
                         seq,
                         reason: format!(
@@ -179,8 +190,7 @@ impl ChainWalk<'_> {
             }
             Some(block) => {
                 let first = self.block_from.take().unwrap_or(seq);
-                let input: [&[u8]; 5] = [BLOCK_LABEL, &self.prev, &first.to_be_bytes(), &seq.to_be_bytes(), block];
-                if !key.verify(&input, &e.mac) {
+                if !block_input(&self.prev, first, seq, block, |input| key.verify(input, &e.mac)) {
                     return Err(ChainBreak {
                         seq: first,
                         reason: format!(
